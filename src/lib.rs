@@ -1,5 +1,21 @@
 //! mcp-edge-auth: JWT verification, RFC 9728 metadata and MCP-aware authorization
 //! for MCP servers behind Envoy, as a proxy-wasm module.
+//!
+//! Everything that decides lives in plain Rust modules with no host calls; `filter/` is the
+//! only code that talks to Envoy. Start reading at [`decide`].
+
+pub mod b64;
+pub mod challenge;
+pub mod config;
+pub mod decide;
+pub mod extract;
+pub mod json;
+pub mod jwks;
+pub mod prm;
+pub mod response;
+pub mod rules;
+pub mod signature;
+pub mod verify;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;

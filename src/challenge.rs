@@ -1,0 +1,172 @@
+//! 400/401/403 answers and their `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3,
+//! RFC 9728 §5.1): each parameter at most once, every value quoted, values restricted to
+//! the characters the grammar allows so a hostile token can never inject header syntax.
+
+use crate::response::{Response, EXPOSE_HEADERS};
+
+/// RFC 6750 §3.1 error codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BearerError {
+    InvalidRequest,
+    InvalidToken,
+    InsufficientScope,
+}
+
+impl BearerError {
+    pub fn code(self) -> &'static str {
+        match self {
+            BearerError::InvalidRequest => "invalid_request",
+            BearerError::InvalidToken => "invalid_token",
+            BearerError::InsufficientScope => "insufficient_scope",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            BearerError::InvalidRequest => 400,
+            BearerError::InvalidToken => 401,
+            BearerError::InsufficientScope => 403,
+        }
+    }
+}
+
+/// What a challenge says. `error: None` is the "no credentials" challenge.
+#[derive(Clone, Debug, Default)]
+pub struct Challenge<'a> {
+    pub error: Option<BearerError>,
+    pub description: Option<&'a str>,
+    pub resource_metadata: Option<&'a str>,
+    pub scope: Option<&'a str>,
+}
+
+/// Keeps only `%x20-21 / %x23-5B / %x5D-7E` (RFC 6750 `error_description`): no quotes,
+/// backslashes, control or non-ASCII characters.
+pub fn sanitize(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+        .collect()
+}
+
+/// Scope tokens (`%x21 / %x23-5B / %x5D-7E`) separated by single spaces.
+fn sanitize_scope(value: &str) -> String {
+    value
+        .split(' ')
+        .map(|t| {
+            t.chars()
+                .filter(|c| matches!(*c as u32, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+                .collect::<String>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Challenge<'_> {
+    /// The `WWW-Authenticate` header value.
+    pub fn header_value(&self) -> String {
+        let mut params: Vec<String> = Vec::new();
+        if let Some(e) = self.error {
+            params.push(format!("error=\"{}\"", e.code()));
+            if let Some(d) = self.description {
+                let d = sanitize(d);
+                if !d.is_empty() {
+                    params.push(format!("error_description=\"{d}\""));
+                }
+            }
+        }
+        if let Some(url) = self.resource_metadata {
+            params.push(format!("resource_metadata=\"{}\"", sanitize(url)));
+        }
+        if let Some(scope) = self.scope {
+            let s = sanitize_scope(scope);
+            if !s.is_empty() {
+                params.push(format!("scope=\"{s}\""));
+            }
+        }
+        if params.is_empty() {
+            "Bearer".to_string()
+        } else {
+            format!("Bearer {}", params.join(", "))
+        }
+    }
+
+    /// The whole response: status from the error code (401 without one), the challenge,
+    /// a JSON error body, and CORS headers so browsers can read the challenge.
+    pub fn response(&self) -> Response {
+        let status = self.error.map_or(401, BearerError::status);
+        let (code, description) = match self.error {
+            Some(e) => (e.code(), self.description.unwrap_or("")),
+            None => ("unauthorized", "a Bearer access token is required"),
+        };
+        Response::new(status)
+            .header("www-authenticate", self.header_value())
+            .header("access-control-allow-origin", "*")
+            .header("access-control-expose-headers", EXPOSE_HEADERS)
+            .header("cache-control", "no-store")
+            .error_body(code, &sanitize(description))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_token_challenge_has_no_error() {
+        let c = Challenge {
+            resource_metadata: Some(
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+            ),
+            scope: Some("api://x/a api://x/b"),
+            ..Challenge::default()
+        };
+        assert_eq!(
+            c.header_value(),
+            "Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\", scope=\"api://x/a api://x/b\""
+        );
+        let r = c.response();
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.get_header("access-control-expose-headers"),
+            Some(EXPOSE_HEADERS)
+        );
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error"], "unauthorized");
+    }
+
+    #[test]
+    fn invalid_token_challenge_is_sanitized() {
+        let c = Challenge {
+            error: Some(BearerError::InvalidToken),
+            description: Some("issuer \"evil\\\" injected\r\nX: y é"),
+            resource_metadata: Some("https://a/\".well-known"),
+            scope: Some("  a\"b  c "),
+        };
+        let v = c.header_value();
+        assert_eq!(
+            v,
+            "Bearer error=\"invalid_token\", error_description=\"issuer evil injectedX: y \", resource_metadata=\"https://a/.well-known\", scope=\"ab c\""
+        );
+        assert_eq!(v.matches("error=").count(), 1);
+        assert_eq!(v.matches("error_description=").count(), 1);
+        let r = c.response();
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            BearerError::InvalidRequest.status(),
+            400,
+            "invalid_request is a 400"
+        );
+        assert_eq!(BearerError::InsufficientScope.status(), 403);
+    }
+
+    #[test]
+    fn sanitize_keeps_only_grammar_chars() {
+        let all: String = (0u8..=255).map(char::from).collect();
+        let s = sanitize(&all);
+        assert!(s
+            .chars()
+            .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\'));
+        assert_eq!(s.len(), 95 - 2);
+    }
+}

@@ -1,0 +1,785 @@
+//! The plugin configuration: JSON in, a validated [`Config`] out.
+//!
+//! Field names mirror Envoy's `jwt_authn` where the concept is the same. Every problem is a
+//! [`ConfigError`] naming the field, and a configuration with any problem is refused as a
+//! whole: the filter never falls back to allowing everything.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::jwks::KeySet;
+use crate::rules::{PathMatch, Rule, Unmatched};
+use crate::signature::Alg;
+
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
+pub const DEFAULT_ALGORITHMS: [Alg; 2] = [Alg::Rs256, Alg::Es256];
+
+/// A refused configuration: which field, and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() || self.field == "." {
+            write!(f, "invalid plugin configuration: {}", self.message)
+        } else {
+            write!(
+                f,
+                "invalid plugin configuration: {}: {}",
+                self.field, self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------------------------------
+// The JSON shape (serde). Unknown fields are errors everywhere.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    providers: BTreeMap<String, RawProvider>,
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    protected_resource: Option<RawProtectedResource>,
+    #[serde(default)]
+    unmatched: Option<String>,
+    #[serde(default)]
+    max_token_bytes: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    issuer: String,
+    audiences: Vec<String>,
+    #[serde(default)]
+    local_jwks: Option<RawLocalJwks>,
+    #[serde(default)]
+    algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    clock_skew_seconds: Option<u64>,
+    #[serde(default)]
+    forward: bool,
+    #[serde(default)]
+    claim_to_headers: Vec<RawClaimToHeader>,
+    #[serde(default)]
+    require_typ: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocalJwks {
+    inline_string: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaimToHeader {
+    claim_name: String,
+    header_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    matcher: RawMatch,
+    #[serde(default)]
+    requires: Option<RawRequires>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequires {
+    provider_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProtectedResource {
+    #[serde(default)]
+    resource: Option<String>,
+    #[serde(default)]
+    authorization_servers: Option<Vec<String>>,
+    #[serde(default)]
+    scopes_supported: Vec<String>,
+    #[serde(default)]
+    resource_name: Option<String>,
+    #[serde(default)]
+    resource_documentation: Option<String>,
+    #[serde(default)]
+    resource_policy_uri: Option<String>,
+    #[serde(default)]
+    resource_tos_uri: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// The validated configuration.
+
+/// Where a provider's verification keys come from. Remote sources plug in here.
+#[derive(Clone, Debug)]
+pub enum KeySource {
+    /// `local_jwks.inline_string`, parsed once at configuration time.
+    Local(Arc<KeySet>),
+}
+
+/// One `claim_to_headers` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimToHeader {
+    /// Dotted path into the claims (`realm_access.roles`).
+    pub claim_name: String,
+    /// Lower-cased header name.
+    pub header_name: String,
+}
+
+/// A token issuer the filter trusts.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub keys: KeySource,
+    pub algorithms: Vec<Alg>,
+    pub clock_skew_seconds: u64,
+    pub forward: bool,
+    pub claim_to_headers: Vec<ClaimToHeader>,
+    pub require_typ: Option<String>,
+}
+
+/// What the RFC 9728 document says (values the operator set, or defaults).
+#[derive(Clone, Debug, Default)]
+pub struct ProtectedResource {
+    /// Absolute URL of the protected resource; derived from the request when absent.
+    pub resource: Option<String>,
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    pub resource_name: Option<String>,
+    pub resource_documentation: Option<String>,
+    pub resource_policy_uri: Option<String>,
+    pub resource_tos_uri: Option<String>,
+}
+
+/// A validated plugin configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub providers: Vec<Provider>,
+    pub rules: Vec<Rule>,
+    pub protected_resource: ProtectedResource,
+    pub unmatched: Unmatched,
+    pub max_token_bytes: usize,
+    /// Every `claim_to_headers` header name of every provider: stripped from every
+    /// request so a client can never supply them.
+    pub claim_header_names: Vec<String>,
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration JSON.
+    pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
+        if json.iter().all(u8::is_ascii_whitespace) {
+            return Err(ConfigError::new(
+                "",
+                "the plugin configuration is empty; it must be a JSON object with \"providers\" and \"rules\"",
+            ));
+        }
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let field = e.path().to_string();
+            ConfigError::new(field, strip_position(&e.inner().to_string()))
+        })?;
+        de.end()
+            .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
+        raw.validate()
+    }
+
+    pub fn provider_by_name(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}
+
+/// serde_json appends "at line 1 column 17"; for one-line JSON in YAML that is noise.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg.get(..i).unwrap_or(msg).to_string(),
+        None => msg.to_string(),
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let mut providers = Vec::with_capacity(self.providers.len());
+        for (name, raw) in self.providers {
+            providers.push(raw.validate(&name)?);
+        }
+
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (i, raw) in self.rules.into_iter().enumerate() {
+            let field = format!("rules[{i}]");
+            let matcher = match (raw.matcher.prefix, raw.matcher.path) {
+                (Some(p), None) => PathMatch::Prefix(p),
+                (None, Some(p)) => PathMatch::Exact(p),
+                _ => {
+                    return Err(ConfigError::new(
+                        format!("{field}.match"),
+                        "set exactly one of \"prefix\" or \"path\"",
+                    ))
+                }
+            };
+            if !matcher.pattern().starts_with('/') {
+                return Err(ConfigError::new(
+                    format!("{field}.match"),
+                    format!("{:?} must start with '/'", matcher.pattern()),
+                ));
+            }
+            let requires = match raw.requires {
+                None => None,
+                Some(req) => Some(
+                    providers
+                        .iter()
+                        .position(|p| p.name == req.provider_name)
+                        .ok_or_else(|| {
+                            ConfigError::new(
+                                format!("{field}.requires.provider_name"),
+                                format!("no provider named {:?}", req.provider_name),
+                            )
+                        })?,
+                ),
+            };
+            rules.push(Rule { matcher, requires });
+        }
+
+        let unmatched = match self.unmatched.as_deref() {
+            None | Some("deny") => Unmatched::Deny,
+            Some("allow") => Unmatched::Allow,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "unmatched",
+                    format!("{other:?} is not \"deny\" or \"allow\""),
+                ))
+            }
+        };
+
+        let max_token_bytes = self.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+        if !(256..=65536).contains(&max_token_bytes) {
+            return Err(ConfigError::new(
+                "max_token_bytes",
+                "must be between 256 and 65536",
+            ));
+        }
+
+        let protected_resource = validate_prm(self.protected_resource, &providers)?;
+
+        let mut claim_header_names: Vec<String> = Vec::new();
+        for p in &providers {
+            for c in &p.claim_to_headers {
+                if !claim_header_names.contains(&c.header_name) {
+                    claim_header_names.push(c.header_name.clone());
+                }
+            }
+        }
+
+        Ok(Config {
+            providers,
+            rules,
+            protected_resource,
+            unmatched,
+            max_token_bytes,
+            claim_header_names,
+        })
+    }
+}
+
+impl RawProvider {
+    fn validate(self, name: &str) -> Result<Provider, ConfigError> {
+        let field = |f: &str| format!("providers.{name}.{f}");
+        if name.is_empty() {
+            return Err(ConfigError::new(
+                "providers",
+                "provider names must not be empty",
+            ));
+        }
+        if self.issuer.trim().is_empty() {
+            return Err(ConfigError::new(field("issuer"), "must not be empty"));
+        }
+        if self.audiences.is_empty() {
+            return Err(ConfigError::new(
+                field("audiences"),
+                "must list at least one audience (the tokens' \"aud\" for this API)",
+            ));
+        }
+        if let Some(i) = self.audiences.iter().position(|a| a.trim().is_empty()) {
+            return Err(ConfigError::new(
+                format!("{}[{i}]", field("audiences")),
+                "must not be empty",
+            ));
+        }
+
+        let keys = match self.local_jwks {
+            Some(local) => {
+                let set = KeySet::parse(local.inline_string.as_bytes()).map_err(|e| {
+                    ConfigError::new(field("local_jwks.inline_string"), e.to_string())
+                })?;
+                if set.is_empty() {
+                    return Err(ConfigError::new(
+                        field("local_jwks.inline_string"),
+                        format!("JWKS has no usable key ({})", set.summary()),
+                    ));
+                }
+                KeySource::Local(Arc::new(set))
+            }
+            None => {
+                return Err(ConfigError::new(
+                    field("local_jwks"),
+                    "a key source is required",
+                ))
+            }
+        };
+
+        let algorithms = match self.algorithms {
+            None => DEFAULT_ALGORITHMS.to_vec(),
+            Some(list) => {
+                if list.is_empty() {
+                    return Err(ConfigError::new(
+                        field("algorithms"),
+                        "must not be empty (omit it for the default RS256, ES256)",
+                    ));
+                }
+                let mut algs = Vec::new();
+                for (i, a) in list.iter().enumerate() {
+                    let alg = Alg::parse(a).map_err(|e| {
+                        ConfigError::new(
+                            format!("{}[{i}]", field("algorithms")),
+                            format!(
+                                "{e}; supported: RS256 RS384 RS512 PS256 PS384 PS512 ES256 EdDSA"
+                            ),
+                        )
+                    })?;
+                    if !algs.contains(&alg) {
+                        algs.push(alg);
+                    }
+                }
+                algs
+            }
+        };
+
+        let clock_skew_seconds = self
+            .clock_skew_seconds
+            .unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS);
+        if clock_skew_seconds > 600 {
+            return Err(ConfigError::new(
+                field("clock_skew_seconds"),
+                "must be at most 600",
+            ));
+        }
+
+        let mut claim_to_headers: Vec<ClaimToHeader> = Vec::new();
+        for (i, c) in self.claim_to_headers.into_iter().enumerate() {
+            let f = format!("{}[{i}]", field("claim_to_headers"));
+            if c.claim_name.is_empty() || c.claim_name.split('.').any(str::is_empty) {
+                return Err(ConfigError::new(
+                    format!("{f}.claim_name"),
+                    "must be a claim name or a dotted path like \"realm_access.roles\"",
+                ));
+            }
+            let header = c.header_name.to_ascii_lowercase();
+            check_header_name(&header)
+                .map_err(|m| ConfigError::new(format!("{f}.header_name"), m))?;
+            if claim_to_headers.iter().any(|x| x.header_name == header) {
+                return Err(ConfigError::new(
+                    format!("{f}.header_name"),
+                    format!("{header:?} is used twice"),
+                ));
+            }
+            claim_to_headers.push(ClaimToHeader {
+                claim_name: c.claim_name,
+                header_name: header,
+            });
+        }
+
+        if let Some(t) = &self.require_typ {
+            if t.trim().is_empty() {
+                return Err(ConfigError::new(field("require_typ"), "must not be empty"));
+            }
+        }
+
+        Ok(Provider {
+            name: name.to_string(),
+            issuer: self.issuer,
+            audiences: self.audiences,
+            keys,
+            algorithms,
+            clock_skew_seconds,
+            forward: self.forward,
+            claim_to_headers,
+            require_typ: self.require_typ,
+        })
+    }
+}
+
+/// Headers a claim may never be written to.
+const RESERVED_HEADERS: [&str; 10] = [
+    "authorization",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "cookie",
+    "mcp-session-id",
+];
+
+fn check_header_name(h: &str) -> Result<(), String> {
+    if h.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if h.starts_with(':') {
+        return Err(format!("{h:?} is a pseudo-header"));
+    }
+    if !h
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(format!(
+            "{:?} is not a valid header name (letters, digits, '-', '_', '.')",
+            crate::signature::printable(h)
+        ));
+    }
+    if RESERVED_HEADERS.contains(&h) {
+        return Err(format!("{h:?} is reserved"));
+    }
+    Ok(())
+}
+
+fn check_url(field: &str, url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let ok = match rest {
+        Some(rest) => {
+            let host = rest.split(['/', '?']).next().unwrap_or("");
+            !host.is_empty()
+                && !url.contains('#')
+                && url.bytes().all(|b| b.is_ascii_graphic())
+                && !url.contains('"')
+                && !url.contains('\\')
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            field,
+            format!(
+                "{:?} is not an absolute http(s) URL without fragment",
+                crate::signature::printable(url)
+            ),
+        ))
+    }
+}
+
+fn validate_prm(
+    raw: Option<RawProtectedResource>,
+    providers: &[Provider],
+) -> Result<ProtectedResource, ConfigError> {
+    let default_servers = || {
+        let mut v: Vec<String> = Vec::new();
+        for p in providers {
+            if !v.contains(&p.issuer) {
+                v.push(p.issuer.clone());
+            }
+        }
+        v
+    };
+    let Some(raw) = raw else {
+        return Ok(ProtectedResource {
+            authorization_servers: default_servers(),
+            ..ProtectedResource::default()
+        });
+    };
+    if let Some(r) = &raw.resource {
+        check_url("protected_resource.resource", r)?;
+    }
+    let authorization_servers = match raw.authorization_servers {
+        Some(list) if list.is_empty() => {
+            return Err(ConfigError::new(
+                "protected_resource.authorization_servers",
+                "must list at least one authorization server (MCP requires it); omit it to use the providers' issuers",
+            ))
+        }
+        Some(list) => list,
+        None => default_servers(),
+    };
+    for (i, s) in authorization_servers.iter().enumerate() {
+        check_url(&format!("protected_resource.authorization_servers[{i}]"), s)?;
+    }
+    let mut seen = HashSet::new();
+    for (i, s) in raw.scopes_supported.iter().enumerate() {
+        let valid = !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        if !valid {
+            return Err(ConfigError::new(
+                format!("protected_resource.scopes_supported[{i}]"),
+                "a scope is one or more visible ASCII characters without '\"' or '\\'",
+            ));
+        }
+        if !seen.insert(s) {
+            return Err(ConfigError::new(
+                format!("protected_resource.scopes_supported[{i}]"),
+                format!("{s:?} is listed twice"),
+            ));
+        }
+    }
+    for (name, v) in [
+        ("resource_documentation", &raw.resource_documentation),
+        ("resource_policy_uri", &raw.resource_policy_uri),
+        ("resource_tos_uri", &raw.resource_tos_uri),
+    ] {
+        if let Some(u) = v {
+            check_url(&format!("protected_resource.{name}"), u)?;
+        }
+    }
+    Ok(ProtectedResource {
+        resource: raw.resource,
+        authorization_servers,
+        scopes_supported: raw.scopes_supported,
+        resource_name: raw.resource_name.filter(|s| !s.is_empty()),
+        resource_documentation: raw.resource_documentation,
+        resource_policy_uri: raw.resource_policy_uri,
+        resource_tos_uri: raw.resource_tos_uri,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn jwks() -> String {
+        json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x": crate::b64::encode(&[9u8;32])}]})
+            .to_string()
+    }
+
+    fn base() -> serde_json::Value {
+        json!({
+            "providers": {"entra": {
+                "issuer": "https://login.example.com/t/v2.0",
+                "audiences": ["api://x"],
+                "local_jwks": {"inline_string": jwks()},
+                "algorithms": ["EdDSA"],
+                "claim_to_headers": [{"claim_name":"sub","header_name":"X-MCP-Subject"}]
+            }},
+            "rules": [
+                {"match": {"prefix": "/mcp"}, "requires": {"provider_name": "entra"}},
+                {"match": {"path": "/healthz"}}
+            ]
+        })
+    }
+
+    fn err(v: serde_json::Value) -> ConfigError {
+        Config::parse(v.to_string().as_bytes()).expect_err("must be refused")
+    }
+
+    #[test]
+    fn valid_config_parses_with_defaults() {
+        let c = Config::parse(base().to_string().as_bytes()).expect("valid");
+        assert_eq!(c.providers.len(), 1);
+        let p = &c.providers[0];
+        assert_eq!(p.clock_skew_seconds, 60);
+        assert_eq!(p.algorithms, vec![Alg::EdDsa]);
+        assert_eq!(p.claim_to_headers[0].header_name, "x-mcp-subject");
+        assert_eq!(c.claim_header_names, vec!["x-mcp-subject"]);
+        assert_eq!(c.rules.len(), 2);
+        assert_eq!(c.rules[0].requires, Some(0));
+        assert_eq!(c.unmatched, Unmatched::Deny);
+        assert_eq!(c.max_token_bytes, 8192);
+        assert_eq!(
+            c.protected_resource.authorization_servers,
+            vec!["https://login.example.com/t/v2.0"]
+        );
+    }
+
+    #[test]
+    fn default_algorithms_are_rs256_and_es256() {
+        let mut v = base();
+        v["providers"]["entra"]
+            .as_object_mut()
+            .unwrap()
+            .remove("algorithms");
+        let c = Config::parse(v.to_string().as_bytes()).unwrap();
+        assert_eq!(c.providers[0].algorithms, vec![Alg::Rs256, Alg::Es256]);
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(Mutation, &str, &str)> = vec![
+            (
+                Box::new(|v| v["bogus"] = json!(1)),
+                "bogus",
+                "unknown field `bogus`",
+            ),
+            (
+                Box::new(|v| v["providers"]["entra"]["audience"] = json!("x")),
+                "providers.entra.audience",
+                "unknown field `audience`",
+            ),
+            (
+                Box::new(|v| v["providers"]["entra"]["audiences"] = json!([])),
+                "providers.entra.audiences",
+                "at least one audience",
+            ),
+            (
+                Box::new(|v| v["providers"]["entra"]["audiences"] = json!("api://x")),
+                "providers.entra.audiences",
+                "invalid type",
+            ),
+            (
+                Box::new(|v| v["providers"]["entra"]["algorithms"] = json!(["RS256", "HS256"])),
+                "providers.entra.algorithms[1]",
+                "symmetric algorithm HS256",
+            ),
+            (
+                Box::new(|v| v["providers"]["entra"]["algorithms"] = json!(["none"])),
+                "providers.entra.algorithms[0]",
+                "alg \"none\"",
+            ),
+            (
+                Box::new(|v| v["providers"]["entra"]["algorithms"] = json!(["ES512"])),
+                "providers.entra.algorithms[0]",
+                "unsupported algorithm ES512",
+            ),
+            (
+                Box::new(|v| v["rules"][0]["requires"]["provider_name"] = json!("okta")),
+                "rules[0].requires.provider_name",
+                "no provider named \"okta\"",
+            ),
+            (
+                Box::new(|v| {
+                    v["providers"]["entra"]["local_jwks"]["inline_string"] = json!("{not json")
+                }),
+                "providers.entra.local_jwks.inline_string",
+                "JWKS is not valid JSON",
+            ),
+            (
+                Box::new(|v| {
+                    v["providers"]["entra"]["local_jwks"]["inline_string"] = json!("{\"keys\":[]}")
+                }),
+                "providers.entra.local_jwks.inline_string",
+                "no usable key",
+            ),
+            (
+                Box::new(|v| {
+                    v["providers"]["entra"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("local_jwks");
+                }),
+                "providers.entra.local_jwks",
+                "key source is required",
+            ),
+            (
+                Box::new(|v| v["rules"][0]["match"] = json!({"prefix":"/a","path":"/b"})),
+                "rules[0].match",
+                "exactly one",
+            ),
+            (
+                Box::new(|v| v["rules"][0]["match"] = json!({"prefix":"mcp"})),
+                "rules[0].match",
+                "must start with '/'",
+            ),
+            (
+                Box::new(|v| {
+                    v["providers"]["entra"]["claim_to_headers"][0]["header_name"] =
+                        json!("Authorization")
+                }),
+                "providers.entra.claim_to_headers[0].header_name",
+                "reserved",
+            ),
+            (
+                Box::new(|v| {
+                    v["providers"]["entra"]["claim_to_headers"][0]["header_name"] = json!("x y")
+                }),
+                "providers.entra.claim_to_headers[0].header_name",
+                "not a valid header name",
+            ),
+            (
+                Box::new(|v| v["unmatched"] = json!("maybe")),
+                "unmatched",
+                "not \"deny\" or \"allow\"",
+            ),
+            (
+                Box::new(|v| v["protected_resource"] = json!({"authorization_servers": []})),
+                "protected_resource.authorization_servers",
+                "at least one authorization server",
+            ),
+            (
+                Box::new(|v| v["protected_resource"] = json!({"resource": "mcp.example.com"})),
+                "protected_resource.resource",
+                "not an absolute http(s) URL",
+            ),
+            (
+                Box::new(|v| v["protected_resource"] = json!({"scopes_supported": ["a", "a"]})),
+                "protected_resource.scopes_supported[1]",
+                "listed twice",
+            ),
+            (
+                Box::new(|v| v["providers"]["entra"]["clock_skew_seconds"] = json!(-1)),
+                "providers.entra.clock_skew_seconds",
+                "invalid value",
+            ),
+            (
+                Box::new(|v| v["max_token_bytes"] = json!(10)),
+                "max_token_bytes",
+                "between 256 and 65536",
+            ),
+        ];
+        for (mutate, field, msg) in cases {
+            let mut v = base();
+            mutate(&mut v);
+            let e = err(v);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.message.contains(msg), "{e} should contain {msg:?}");
+            assert!(e.to_string().starts_with("invalid plugin configuration: "));
+        }
+    }
+
+    #[test]
+    fn empty_or_non_object_config_is_refused() {
+        assert!(Config::parse(b"").is_err());
+        assert!(Config::parse(b"  ").is_err());
+        assert!(Config::parse(b"[]").is_err());
+        assert!(Config::parse(b"{}").is_err());
+        assert!(Config::parse(b"{\"providers\":{},\"rules\":[]} x").is_err());
+    }
+}

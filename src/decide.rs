@@ -1,0 +1,699 @@
+//! The whole request decision, sans-IO: request headers + time + keys in, a verdict out.
+//!
+//! Order: path sanity → well-known paths (PRM, 404) → first matching rule → CORS preflight
+//! → token extraction → keys → verification → claim headers. Every "no" is a [`Response`]
+//! the filter sends itself, so a denied request never reaches the backend.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::challenge::{BearerError, Challenge};
+use crate::config::{Config, KeySource, Provider};
+use crate::extract::{self, ExtractError};
+use crate::jwks::KeySet;
+use crate::prm;
+use crate::response::{Response, EXPOSE_HEADERS, MCP_ALLOW_HEADERS};
+use crate::rules::{self, Unmatched};
+use crate::verify::{self, claim_at, VerifyError};
+
+/// What the filter knows about a request after its headers arrived.
+#[derive(Clone, Debug, Default)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The `:path`, query included.
+    pub path: &'a str,
+    pub scheme: Option<&'a str>,
+    pub authority: Option<&'a str>,
+    pub forwarded_proto: Option<&'a str>,
+    /// Every `Authorization` header value.
+    pub authorization: Vec<&'a str>,
+    pub origin: Option<&'a str>,
+    pub access_control_request_method: Option<&'a str>,
+}
+
+/// Where the current key set of a provider comes from at request time.
+pub trait KeyStore {
+    /// `None`: keys are not available (not fetched yet, or the fetch failed).
+    fn key_set(&self, provider: &Provider) -> Option<Arc<KeySet>>;
+}
+
+/// Keys that are part of the configuration (`local_jwks`).
+pub struct ConfiguredKeys;
+
+impl KeyStore for ConfiguredKeys {
+    fn key_set(&self, provider: &Provider) -> Option<Arc<KeySet>> {
+        match &provider.keys {
+            KeySource::Local(set) => Some(Arc::clone(set)),
+        }
+    }
+}
+
+/// How a request ended, for metrics and logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A valid token for the rule's provider.
+    Allowed {
+        provider: String,
+    },
+    /// A rule without `requires`, or an unmatched path with `unmatched: allow`.
+    Unprotected,
+    PrmServed,
+    /// A CORS preflight answered at the edge.
+    Preflight,
+    /// Refused; `reason` is the metric label, `detail` the log text.
+    Denied {
+        reason: &'static str,
+        detail: String,
+    },
+}
+
+/// Changes to the request when it goes on to the backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forward {
+    /// Header names to delete (all copies) before adding `set_headers`.
+    pub remove_headers: Vec<String>,
+    pub set_headers: Vec<(String, String)>,
+}
+
+/// The verdict.
+#[derive(Clone, Debug)]
+pub enum Decision {
+    Continue {
+        forward: Forward,
+        outcome: Outcome,
+    },
+    Respond {
+        response: Response,
+        outcome: Outcome,
+    },
+}
+
+impl Decision {
+    pub fn outcome(&self) -> &Outcome {
+        match self {
+            Decision::Continue { outcome, .. } | Decision::Respond { outcome, .. } => outcome,
+        }
+    }
+}
+
+fn denied(response: Response, reason: &'static str, detail: impl Into<String>) -> Decision {
+    Decision::Respond {
+        response,
+        outcome: Outcome::Denied {
+            reason,
+            detail: detail.into(),
+        },
+    }
+}
+
+/// Decides what to do with a request. `now` is seconds since the epoch.
+pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) -> Decision {
+    let path = rules::path_only(req.path);
+    let origin = prm::request_origin(req.forwarded_proto, req.scheme, req.authority);
+
+    if rules::is_suspicious(path) {
+        let r = Response::new(400).error_body(
+            "invalid_request",
+            "the path has dot segments or encoded separators",
+        );
+        return denied(r, "invalid_request", "path is not normalized");
+    }
+
+    // Well-known paths: metadata we serve, or 404 unless a rule names the path explicitly.
+    if let Some(resource_path) = prm::resource_path(path) {
+        return serve_prm(cfg, req, resource_path, origin.as_deref());
+    }
+    let rule = rules::first_match(&cfg.rules, path);
+    if path.starts_with("/.well-known/")
+        && !rule.is_some_and(|(_, r)| r.matcher.pattern().starts_with("/.well-known/"))
+    {
+        return denied(prm::not_found(path), "not_found", "unknown well-known path");
+    }
+
+    let strip_claim_headers = Forward {
+        remove_headers: cfg.claim_header_names.clone(),
+        set_headers: Vec::new(),
+    };
+    let Some((_, rule)) = rule else {
+        return match cfg.unmatched {
+            Unmatched::Allow => Decision::Continue {
+                forward: strip_claim_headers,
+                outcome: Outcome::Unprotected,
+            },
+            Unmatched::Deny => denied(
+                Response::new(403).error_body("access_denied", "no rule allows this path"),
+                "no_rule",
+                "no rule matches the path",
+            ),
+        };
+    };
+    let Some(provider) = rule.requires.and_then(|i| cfg.providers.get(i)) else {
+        return Decision::Continue {
+            forward: strip_claim_headers,
+            outcome: Outcome::Unprotected,
+        };
+    };
+
+    if req.method == "OPTIONS"
+        && req.origin.is_some()
+        && req.access_control_request_method.is_some()
+    {
+        return Decision::Respond {
+            response: mcp_preflight(),
+            outcome: Outcome::Preflight,
+        };
+    }
+
+    let metadata = prm::metadata_url(&cfg.protected_resource, origin.as_deref(), path);
+    let scope = cfg.protected_resource.scopes_supported.join(" ");
+    let challenge = |error: Option<BearerError>, description: Option<&str>| {
+        Challenge {
+            error,
+            description,
+            resource_metadata: metadata.as_deref(),
+            scope: (!scope.is_empty()).then_some(scope.as_str()),
+        }
+        .response()
+    };
+
+    let token = match extract::bearer_token(&req.authorization, req.path, cfg.max_token_bytes) {
+        Ok(Some(t)) => t,
+        Ok(None) => return denied(challenge(None, None), "missing", "no bearer token"),
+        Err(e) => {
+            let (code, reason) = match &e {
+                e if e.is_invalid_request() => (BearerError::InvalidRequest, "invalid_request"),
+                ExtractError::TooLarge { .. } => (BearerError::InvalidToken, "too_large"),
+                _ => (BearerError::InvalidToken, "malformed"),
+            };
+            let text = e.to_string();
+            return denied(challenge(Some(code), Some(&text)), reason, text);
+        }
+    };
+
+    let Some(key_set) = keys.key_set(provider) else {
+        let r = Response::new(503)
+            .header("retry-after", "5")
+            .header("access-control-allow-origin", "*")
+            .error_body(
+                "temporarily_unavailable",
+                "the issuer's signing keys are not available yet; retry shortly",
+            );
+        return denied(
+            r,
+            "keys_unavailable",
+            format!("no keys for provider {}", provider.name),
+        );
+    };
+
+    match verify::verify(token, provider, &key_set, now) {
+        Ok(verified) => Decision::Continue {
+            forward: forward_for(cfg, provider, &verified.claims),
+            outcome: Outcome::Allowed {
+                provider: provider.name.clone(),
+            },
+        },
+        Err(e) => {
+            let text = e.to_string();
+            denied(
+                challenge(Some(BearerError::InvalidToken), Some(&text)),
+                e.reason(),
+                verify_detail(&e, provider),
+            )
+        }
+    }
+}
+
+fn verify_detail(e: &VerifyError, provider: &Provider) -> String {
+    format!("provider {}: {e}", provider.name)
+}
+
+/// Header changes for a verified token: strip every claim header and (unless `forward`)
+/// the token, then write this provider's claims.
+fn forward_for(
+    cfg: &Config,
+    provider: &Provider,
+    claims: &serde_json::Map<String, Value>,
+) -> Forward {
+    let mut forward = Forward {
+        remove_headers: cfg.claim_header_names.clone(),
+        set_headers: Vec::new(),
+    };
+    if !provider.forward {
+        forward.remove_headers.push("authorization".to_string());
+    }
+    for c in &provider.claim_to_headers {
+        if let Some(v) = claim_at(claims, &c.claim_name).and_then(header_value) {
+            forward.set_headers.push((c.header_name.clone(), v));
+        }
+    }
+    forward
+}
+
+/// A claim as a header value: strings as they are, numbers and booleans as JSON text,
+/// arrays and objects as compact JSON. `None` for null or for strings with control
+/// characters (which could not be sent safely).
+pub fn header_value(v: &Value) -> Option<String> {
+    let s = match v {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.chars().any(char::is_control) {
+        return None;
+    }
+    Some(s)
+}
+
+fn mcp_preflight() -> Response {
+    Response::new(204)
+        .header("access-control-allow-origin", "*")
+        .header("access-control-allow-methods", "GET, POST, DELETE, OPTIONS")
+        .header("access-control-allow-headers", MCP_ALLOW_HEADERS)
+        .header("access-control-expose-headers", EXPOSE_HEADERS)
+        .header("access-control-max-age", "86400")
+}
+
+fn serve_prm(
+    cfg: &Config,
+    req: &Request<'_>,
+    resource_path: &str,
+    origin: Option<&str>,
+) -> Decision {
+    let pr = &cfg.protected_resource;
+    let path = rules::path_only(req.path);
+    // The root form describes the origin; a path form only a path some rule protects.
+    let protected = resource_path.is_empty()
+        || rules::first_match(&cfg.rules, resource_path).is_some_and(|(_, r)| r.requires.is_some());
+    if !protected || pr.authorization_servers.is_empty() {
+        return denied(
+            prm::not_found(path),
+            "not_found",
+            "no metadata for this path",
+        );
+    }
+    match req.method {
+        "GET" | "HEAD" => {}
+        "OPTIONS" => {
+            return Decision::Respond {
+                response: prm::preflight(),
+                outcome: Outcome::Preflight,
+            }
+        }
+        _ => return denied(prm::method_not_allowed(), "invalid_request", "PRM method"),
+    }
+    let resource = match (&pr.resource, origin) {
+        (Some(r), _) => r.clone(),
+        (None, Some(o)) => format!("{o}{resource_path}"),
+        (None, None) => {
+            let r = Response::new(400)
+                .error_body("invalid_request", "the request has no usable :authority");
+            return denied(r, "invalid_request", "no authority for PRM");
+        }
+    };
+    Decision::Respond {
+        response: prm::ok(pr, &resource),
+        outcome: Outcome::PrmServed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::b64;
+    use serde_json::json;
+
+    const ISS: &str = "https://idp.example.com/t/v2.0";
+    const NOW: u64 = 1_800_000_000;
+
+    fn keypair(seed: u8) -> ed25519_compact::KeyPair {
+        ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32]))
+    }
+
+    fn jwks() -> String {
+        let pk = keypair(1).pk;
+        json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x": b64::encode(pk.as_ref())}]})
+            .to_string()
+    }
+
+    fn token_with(seed: u8, header: Value, claims: Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64::encode(header.to_string().as_bytes()),
+            b64::encode(claims.to_string().as_bytes())
+        );
+        let sig = keypair(seed).sk.sign(input.as_bytes(), None);
+        format!("{input}.{}", b64::encode(sig.as_ref()))
+    }
+
+    fn claims() -> Value {
+        json!({"iss": ISS, "aud": "api://demo", "sub": "user-1", "exp": NOW + 300,
+               "iat": NOW - 10, "roles": ["a", "b"], "n": 5})
+    }
+
+    fn token(claims: Value) -> String {
+        token_with(1, json!({"alg":"EdDSA","kid":"k1","typ":"JWT"}), claims)
+    }
+
+    fn config(extra: Value) -> Config {
+        let mut v = json!({
+            "providers": {"idp": {
+                "issuer": ISS,
+                "audiences": ["api://demo"],
+                "local_jwks": {"inline_string": jwks()},
+                "algorithms": ["EdDSA"],
+                "claim_to_headers": [
+                    {"claim_name":"sub","header_name":"x-mcp-subject"},
+                    {"claim_name":"roles","header_name":"x-mcp-roles"},
+                    {"claim_name":"n","header_name":"x-mcp-n"}
+                ]
+            }},
+            "rules": [
+                {"match": {"prefix": "/mcp"}, "requires": {"provider_name": "idp"}},
+                {"match": {"path": "/healthz"}}
+            ],
+            "protected_resource": {"scopes_supported": ["mcp.tools"], "resource_name": "Demo"}
+        });
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, val) in e {
+                o.insert(k.clone(), val.clone());
+            }
+        }
+        Config::parse(v.to_string().as_bytes()).expect("valid test config")
+    }
+
+    fn req<'a>(method: &'a str, path: &'a str, auth: Vec<&'a str>) -> Request<'a> {
+        Request {
+            method,
+            path,
+            scheme: Some("http"),
+            authority: Some("mcp.local:10000"),
+            authorization: auth,
+            ..Request::default()
+        }
+    }
+
+    fn run(cfg: &Config, r: &Request<'_>) -> Decision {
+        decide(cfg, r, &ConfiguredKeys, NOW)
+    }
+
+    fn respond(d: Decision) -> (Response, Outcome) {
+        match d {
+            Decision::Respond { response, outcome } => (response, outcome),
+            Decision::Continue { .. } => panic!("expected a local response, got {d:?}"),
+        }
+    }
+
+    fn reason(o: &Outcome) -> &'static str {
+        match o {
+            Outcome::Denied { reason, .. } => reason,
+            _ => "not denied",
+        }
+    }
+
+    #[test]
+    fn valid_token_continues_with_claim_headers_and_no_token() {
+        let cfg = config(json!({}));
+        let t = format!("Bearer {}", token(claims()));
+        match run(&cfg, &req("POST", "/mcp", vec![&t])) {
+            Decision::Continue { forward, outcome } => {
+                assert_eq!(
+                    outcome,
+                    Outcome::Allowed {
+                        provider: "idp".into()
+                    }
+                );
+                assert!(forward
+                    .remove_headers
+                    .contains(&"authorization".to_string()));
+                for h in ["x-mcp-subject", "x-mcp-roles", "x-mcp-n"] {
+                    assert!(forward.remove_headers.contains(&h.to_string()), "{h}");
+                }
+                assert_eq!(
+                    forward.set_headers,
+                    vec![
+                        ("x-mcp-subject".into(), "user-1".into()),
+                        ("x-mcp-roles".into(), "[\"a\",\"b\"]".into()),
+                        ("x-mcp-n".into(), "5".into()),
+                    ]
+                );
+            }
+            other => panic!("expected continue, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn forward_true_keeps_the_token() {
+        let mut cfg = config(json!({}));
+        cfg.providers[0].forward = true;
+        let t = format!("Bearer {}", token(claims()));
+        match run(&cfg, &req("GET", "/mcp", vec![&t])) {
+            Decision::Continue { forward, .. } => {
+                assert!(!forward
+                    .remove_headers
+                    .contains(&"authorization".to_string()))
+            }
+            other => panic!("expected continue, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_token_gets_challenge_without_error() {
+        let cfg = config(json!({}));
+        let (r, o) = respond(run(&cfg, &req("POST", "/mcp", vec![])));
+        assert_eq!(r.status, 401);
+        assert_eq!(reason(&o), "missing");
+        assert_eq!(
+            r.get_header("www-authenticate"),
+            Some("Bearer resource_metadata=\"http://mcp.local:10000/.well-known/oauth-protected-resource/mcp\", scope=\"mcp.tools\"")
+        );
+    }
+
+    #[test]
+    fn each_failure_has_its_status_and_reason() {
+        let cfg = config(json!({}));
+        let mut c = claims();
+        let cases: Vec<(String, u16, &str, &str)> = vec![
+            (
+                token_with(2, json!({"alg":"EdDSA","kid":"k1"}), claims()),
+                401,
+                "bad_signature",
+                "signature verification failed",
+            ),
+            (
+                {
+                    c["exp"] = json!(NOW - 120);
+                    token(c.clone())
+                },
+                401,
+                "expired",
+                "expired",
+            ),
+            (
+                {
+                    c = claims();
+                    c["iss"] = json!(format!("{ISS}/"));
+                    token(c.clone())
+                },
+                401,
+                "issuer",
+                "is not accepted",
+            ),
+            (
+                {
+                    c = claims();
+                    c["aud"] = json!(["other"]);
+                    token(c.clone())
+                },
+                401,
+                "audience",
+                "audience",
+            ),
+            (
+                {
+                    c = claims();
+                    c["nbf"] = json!(NOW + 3600);
+                    token(c.clone())
+                },
+                401,
+                "not_yet_valid",
+                "not valid for another",
+            ),
+            (
+                token_with(1, json!({"alg":"EdDSA","kid":"nope"}), claims()),
+                401,
+                "unknown_kid",
+                "no key with kid",
+            ),
+            (
+                token_with(1, json!({"alg":"RS256","kid":"k1"}), claims()),
+                401,
+                "algorithm",
+                "not allowed",
+            ),
+            (
+                token_with(1, json!({"alg":"none"}), claims()),
+                401,
+                "algorithm",
+                "alg none",
+            ),
+            (
+                token_with(1, json!({"alg":"HS256"}), claims()),
+                401,
+                "algorithm",
+                "symmetric",
+            ),
+            ("a.b".into(), 401, "malformed", "3 dot-separated parts"),
+        ];
+        for (t, status, why, text) in cases {
+            let h = format!("Bearer {t}");
+            let (r, o) = respond(run(&cfg, &req("POST", "/mcp", vec![&h])));
+            assert_eq!(r.status, status, "{why}");
+            assert_eq!(reason(&o), why);
+            let www = r.get_header("www-authenticate").unwrap_or("");
+            assert!(
+                www.starts_with("Bearer error=\"invalid_token\", error_description=\""),
+                "{www}"
+            );
+            assert!(www.contains("resource_metadata=\"http://mcp.local:10000/.well-known/oauth-protected-resource/mcp\""));
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(body["error"], "invalid_token");
+            assert!(body.to_string().contains(text), "{why}: {body}");
+        }
+    }
+
+    #[test]
+    fn ambiguous_credentials_are_400() {
+        let cfg = config(json!({}));
+        let t = format!("Bearer {}", token(claims()));
+        let (r, o) = respond(run(&cfg, &req("POST", "/mcp", vec![&t, &t])));
+        assert_eq!((r.status, reason(&o)), (400, "invalid_request"));
+        assert!(r
+            .get_header("www-authenticate")
+            .unwrap_or("")
+            .contains("error=\"invalid_request\""));
+        let (r, _) = respond(run(&cfg, &req("POST", "/mcp?access_token=x", vec![&t])));
+        assert_eq!(r.status, 400);
+        let (r, _) = respond(run(&cfg, &req("POST", "/mcp?access_token=x", vec![])));
+        assert_eq!(r.status, 400);
+    }
+
+    #[test]
+    fn rules_unprotected_and_unmatched() {
+        let cfg = config(json!({}));
+        match run(&cfg, &req("GET", "/healthz", vec![])) {
+            Decision::Continue { forward, outcome } => {
+                assert_eq!(outcome, Outcome::Unprotected);
+                assert_eq!(forward.remove_headers.len(), 3);
+                assert!(forward.set_headers.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        let (r, o) = respond(run(&cfg, &req("GET", "/other", vec![])));
+        assert_eq!((r.status, reason(&o)), (403, "no_rule"));
+        let open = config(json!({"unmatched": "allow"}));
+        assert!(matches!(
+            run(&open, &req("GET", "/other", vec![])),
+            Decision::Continue { .. }
+        ));
+        let (r, _) = respond(run(&cfg, &req("GET", "/healthz/../mcp", vec![])));
+        assert_eq!(r.status, 400);
+    }
+
+    #[test]
+    fn prm_path_aware_root_and_errors() {
+        let cfg = config(json!({}));
+        let (r, o) = respond(run(
+            &cfg,
+            &req("GET", "/.well-known/oauth-protected-resource/mcp", vec![]),
+        ));
+        assert_eq!((r.status, &o), (200, &Outcome::PrmServed));
+        let doc: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(doc["resource"], "http://mcp.local:10000/mcp");
+        assert_eq!(doc["authorization_servers"], json!([ISS]));
+        assert_eq!(doc["scopes_supported"], json!(["mcp.tools"]));
+        assert_eq!(r.get_header("access-control-allow-origin"), Some("*"));
+        assert_eq!(r.get_header("content-type"), Some("application/json"));
+
+        let (r, _) = respond(run(
+            &cfg,
+            &req("GET", "/.well-known/oauth-protected-resource", vec![]),
+        ));
+        let doc: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            (r.status, doc["resource"].as_str()),
+            (200, Some("http://mcp.local:10000"))
+        );
+
+        let (r, o) = respond(run(
+            &cfg,
+            &req(
+                "OPTIONS",
+                "/.well-known/oauth-protected-resource/mcp",
+                vec![],
+            ),
+        ));
+        assert_eq!((r.status, o), (204, Outcome::Preflight));
+        let (r, _) = respond(run(
+            &cfg,
+            &req("POST", "/.well-known/oauth-protected-resource/mcp", vec![]),
+        ));
+        assert_eq!(r.status, 405);
+        let (r, _) = respond(run(
+            &cfg,
+            &req(
+                "GET",
+                "/.well-known/oauth-protected-resource/healthz",
+                vec![],
+            ),
+        ));
+        assert_eq!(r.status, 404);
+        let (r, _) = respond(run(
+            &cfg,
+            &req("GET", "/.well-known/openid-configuration", vec![]),
+        ));
+        assert_eq!(r.status, 404);
+
+        let fixed =
+            config(json!({"protected_resource": {"resource": "https://mcp.example.com/mcp"}}));
+        let (r, _) = respond(run(
+            &fixed,
+            &req("GET", "/.well-known/oauth-protected-resource/mcp", vec![]),
+        ));
+        let doc: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
+        assert!(doc.get("scopes_supported").is_none());
+        let (r, _) = respond(run(&fixed, &req("POST", "/mcp", vec![])));
+        assert_eq!(
+            r.get_header("www-authenticate"),
+            Some("Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\"")
+        );
+    }
+
+    #[test]
+    fn preflight_on_protected_path_is_answered_at_the_edge() {
+        let cfg = config(json!({}));
+        let mut r = req("OPTIONS", "/mcp", vec![]);
+        r.origin = Some("http://app.local");
+        r.access_control_request_method = Some("POST");
+        let (resp, o) = respond(run(&cfg, &r));
+        assert_eq!((resp.status, o), (204, Outcome::Preflight));
+        assert!(resp
+            .get_header("access-control-allow-headers")
+            .unwrap_or("")
+            .contains("Mcp-Session-Id"));
+        // OPTIONS without the CORS headers still needs a token.
+        let (resp, _) = respond(run(&cfg, &req("OPTIONS", "/mcp", vec![])));
+        assert_eq!(resp.status, 401);
+    }
+
+    #[test]
+    fn claim_header_values() {
+        assert_eq!(header_value(&json!("a b")), Some("a b".into()));
+        assert_eq!(header_value(&json!(true)), Some("true".into()));
+        assert_eq!(header_value(&json!(1.5)), Some("1.5".into()));
+        assert_eq!(header_value(&json!({"a":[1]})), Some("{\"a\":[1]}".into()));
+        assert_eq!(header_value(&json!(null)), None);
+        assert_eq!(header_value(&json!("a\r\nb")), None);
+    }
+}

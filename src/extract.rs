@@ -1,0 +1,204 @@
+//! Where the token comes from: exactly one `Authorization: Bearer <token>` header.
+//!
+//! Tokens in the query string are refused outright (RFC 6750 §2.3 is a MAY, the MCP spec
+//! says clients MUST NOT, and such URLs end up in logs). Several `Authorization` headers
+//! are ambiguous and refused rather than guessed at.
+
+use std::fmt;
+
+/// A request whose credentials are malformed at the HTTP level (→ 400/401).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExtractError {
+    /// More than one `Authorization` header.
+    SeveralAuthorizationHeaders(usize),
+    /// `access_token` in the query string.
+    TokenInQuery,
+    /// `Authorization: Bearer` with nothing after it.
+    EmptyToken,
+    /// Whitespace or other characters inside the token.
+    MalformedHeader,
+    /// The token is longer than `max_token_bytes`.
+    TooLarge { len: usize, limit: usize },
+}
+
+impl ExtractError {
+    /// RFC 6750 §3.1: malformed requests are `invalid_request` (400); a token we cannot
+    /// use is `invalid_token` (401).
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(
+            self,
+            ExtractError::SeveralAuthorizationHeaders(_) | ExtractError::TokenInQuery
+        )
+    }
+}
+
+impl fmt::Display for ExtractError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExtractError::SeveralAuthorizationHeaders(n) => {
+                write!(f, "{n} Authorization headers; send exactly one")
+            }
+            ExtractError::TokenInQuery => write!(
+                f,
+                "access tokens in the query string are not accepted; send an Authorization: Bearer header"
+            ),
+            ExtractError::EmptyToken => write!(f, "the Bearer token is empty"),
+            ExtractError::MalformedHeader => {
+                write!(f, "the Authorization header is not \"Bearer <token>\"")
+            }
+            ExtractError::TooLarge { len, limit } => {
+                write!(f, "the token is {len} bytes, over the {limit}-byte limit")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ExtractError {}
+
+/// Finds the bearer token. `authorization` holds every `Authorization` header value of
+/// the request; `path` is the full `:path` (with query). `Ok(None)`: no bearer token.
+pub fn bearer_token<'a>(
+    authorization: &[&'a str],
+    path: &str,
+    max_token_bytes: usize,
+) -> Result<Option<&'a str>, ExtractError> {
+    if query_has_token(path) {
+        return Err(ExtractError::TokenInQuery);
+    }
+    let value = match authorization {
+        [] => return Ok(None),
+        [one] => one.trim_matches(|c| c == ' ' || c == '\t'),
+        many => return Err(ExtractError::SeveralAuthorizationHeaders(many.len())),
+    };
+    let (scheme, rest) = match value.split_once([' ', '\t']) {
+        Some((s, r)) => (s, r),
+        None => (value, ""),
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme (Basic, DPoP, …) is not a bearer token: treated as missing.
+        return Ok(None);
+    }
+    let token = rest.trim_matches(|c| c == ' ' || c == '\t');
+    if token.is_empty() {
+        return Err(ExtractError::EmptyToken);
+    }
+    if token.len() > max_token_bytes {
+        return Err(ExtractError::TooLarge {
+            len: token.len(),
+            limit: max_token_bytes,
+        });
+    }
+    // RFC 6750 b64token: ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" *"="
+    let ok = token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+    if !ok {
+        return Err(ExtractError::MalformedHeader);
+    }
+    Ok(Some(token))
+}
+
+/// Whether the query string carries an `access_token` parameter (percent-decoded name).
+fn query_has_token(path: &str) -> bool {
+    let Some((_, query)) = path.split_once('?') else {
+        return false;
+    };
+    let query = query.split('#').next().unwrap_or("");
+    query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or("");
+        percent_decode_lower(name) == "access_token"
+    })
+}
+
+fn percent_decode_lower(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b == b'+' { b' ' } else { b });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: usize = 8192;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for h in [
+            "Bearer abc.def.ghi",
+            "bearer abc.def.ghi",
+            "BEARER  abc.def.ghi ",
+        ] {
+            assert_eq!(
+                bearer_token(&[h], "/mcp", MAX),
+                Ok(Some("abc.def.ghi")),
+                "{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_header_or_other_scheme_is_missing() {
+        assert_eq!(bearer_token(&[], "/mcp", MAX), Ok(None));
+        assert_eq!(bearer_token(&["Basic dXNlcjpwYXNz"], "/mcp", MAX), Ok(None));
+        assert_eq!(bearer_token(&["Bearerabc"], "/mcp", MAX), Ok(None));
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(
+            bearer_token(&["Bearer a", "Bearer b"], "/mcp", MAX),
+            Err(ExtractError::SeveralAuthorizationHeaders(2))
+        );
+        assert_eq!(
+            bearer_token(&["Bearer a"], "/mcp?x=1&access_token=abc", MAX),
+            Err(ExtractError::TokenInQuery)
+        );
+        assert_eq!(
+            bearer_token(&[], "/mcp?access%5Ftoken=abc", MAX),
+            Err(ExtractError::TokenInQuery)
+        );
+        assert_eq!(
+            bearer_token(&[], "/mcp?ACCESS_TOKEN", MAX),
+            Err(ExtractError::TokenInQuery)
+        );
+        assert_eq!(bearer_token(&[], "/mcp?my_access_token=1", MAX), Ok(None));
+        assert_eq!(
+            bearer_token(&["Bearer "], "/mcp", MAX),
+            Err(ExtractError::EmptyToken)
+        );
+        assert_eq!(
+            bearer_token(&["Bearer a b"], "/mcp", MAX),
+            Err(ExtractError::MalformedHeader)
+        );
+        assert_eq!(
+            bearer_token(&["Bearer a\"b"], "/mcp", MAX),
+            Err(ExtractError::MalformedHeader)
+        );
+        let big = format!("Bearer {}", "a".repeat(MAX + 1));
+        assert_eq!(
+            bearer_token(&[big.as_str()], "/mcp", MAX),
+            Err(ExtractError::TooLarge {
+                len: MAX + 1,
+                limit: MAX
+            })
+        );
+        assert!(ExtractError::TokenInQuery.is_invalid_request());
+        assert!(!ExtractError::EmptyToken.is_invalid_request());
+    }
+}

@@ -1,0 +1,49 @@
+//! A response the filter answers itself (never forwarded to the backend).
+
+/// Status, headers and body of a locally generated response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Headers a browser client must be able to read on MCP responses (incl. errors).
+pub const EXPOSE_HEADERS: &str = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version";
+/// Request headers an MCP client sends cross-origin.
+pub const MCP_ALLOW_HEADERS: &str =
+    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name";
+
+impl Response {
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// A JSON body with `content-type: application/json`.
+    pub fn json(self, body: &serde_json::Value) -> Response {
+        let mut r = self.header("content-type", "application/json");
+        r.body = body.to_string().into_bytes();
+        r
+    }
+
+    /// An OAuth-style error body: `{"error": …, "error_description": …}`.
+    pub fn error_body(self, error: &str, description: &str) -> Response {
+        self.json(&serde_json::json!({"error": error, "error_description": description}))
+    }
+
+    pub fn get_header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}

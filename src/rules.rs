@@ -1,0 +1,107 @@
+//! Route rules: which path needs which provider. First match wins.
+
+/// How a rule matches the request path (the `:path` without its query string).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathMatch {
+    /// `{"prefix": "/mcp"}`: the path starts with this string.
+    Prefix(String),
+    /// `{"path": "/mcp"}`: the path equals this string.
+    Exact(String),
+}
+
+impl PathMatch {
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+            PathMatch::Exact(p) => path == p,
+        }
+    }
+
+    pub fn pattern(&self) -> &str {
+        match self {
+            PathMatch::Prefix(p) | PathMatch::Exact(p) => p,
+        }
+    }
+}
+
+/// One entry of `rules`.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub matcher: PathMatch,
+    /// Index into `Config::providers`; `None` lets the request through without a token.
+    pub requires: Option<usize>,
+}
+
+/// What happens to a path no rule matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unmatched {
+    Deny,
+    Allow,
+}
+
+/// The first rule whose matcher accepts `path`, with its index.
+pub fn first_match<'a>(rules: &'a [Rule], path: &str) -> Option<(usize, &'a Rule)> {
+    rules
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.matcher.matches(path))
+}
+
+/// The path part of a `:path` value: everything before `?` or `#`.
+pub fn path_only(path: &str) -> &str {
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    path.get(..end).unwrap_or(path)
+}
+
+/// Whether a path has `.`/`..` segments or encoded separators, which Envoy should have
+/// normalized away (`normalize_path`); we refuse them rather than guess.
+pub fn is_suspicious(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    path.split('/').any(|seg| seg == ".." || seg == ".")
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || lower.contains("%2e")
+        || path.contains('\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(m: PathMatch, requires: Option<usize>) -> Rule {
+        Rule {
+            matcher: m,
+            requires,
+        }
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let rules = vec![
+            rule(PathMatch::Exact("/mcp/public".into()), None),
+            rule(PathMatch::Prefix("/mcp".into()), Some(0)),
+            rule(PathMatch::Prefix("/".into()), None),
+        ];
+        assert_eq!(first_match(&rules, "/mcp/public").map(|m| m.0), Some(0));
+        assert_eq!(first_match(&rules, "/mcp/public/x").map(|m| m.0), Some(1));
+        assert_eq!(first_match(&rules, "/mcp").map(|m| m.0), Some(1));
+        assert_eq!(first_match(&rules, "/other").map(|m| m.0), Some(2));
+        assert!(first_match(&rules[..2], "/other").is_none());
+    }
+
+    #[test]
+    fn path_only_strips_query_and_fragment() {
+        assert_eq!(path_only("/mcp?x=1"), "/mcp");
+        assert_eq!(path_only("/mcp#f"), "/mcp");
+        assert_eq!(path_only("/mcp"), "/mcp");
+    }
+
+    #[test]
+    fn suspicious_paths() {
+        assert!(is_suspicious("/healthz/../mcp"));
+        assert!(is_suspicious("/healthz/%2e%2e/mcp"));
+        assert!(is_suspicious("/healthz%2Fmcp"));
+        assert!(is_suspicious("/./mcp"));
+        assert!(!is_suspicious("/mcp/tools.list"));
+    }
+}

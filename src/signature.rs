@@ -1,0 +1,201 @@
+//! JWS algorithms this filter accepts, which key each one fits, and the signature check.
+//!
+//! `none` and the HMAC family are not representable here on purpose: a JWKS holds public
+//! keys, and an HMAC "verified" with public key bytes is the classic key-confusion forgery.
+
+use std::fmt;
+
+use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaSignature};
+use jwt_compact::{Algorithm, AlgorithmSignature};
+
+use crate::jwks::PublicKey;
+
+/// Smallest RSA modulus accepted (RFC 7518 §3.3 requires at least 2048 bits).
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// A JWS `alg` value the filter can verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Alg {
+    Rs256,
+    Rs384,
+    Rs512,
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    EdDsa,
+}
+
+/// Why an `alg` header value cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlgError {
+    /// `none` in any letter case.
+    None,
+    /// HS256/384/512: symmetric, never valid against a JWKS.
+    Hmac(String),
+    /// Anything else we do not implement.
+    Unknown(String),
+}
+
+impl fmt::Display for AlgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AlgError::None => write!(f, "unsigned tokens (alg \"none\") are not accepted"),
+            AlgError::Hmac(a) => write!(f, "symmetric algorithm {a} is not accepted"),
+            AlgError::Unknown(a) => write!(f, "unsupported algorithm {a}"),
+        }
+    }
+}
+
+impl Alg {
+    pub const ALL: [Alg; 8] = [
+        Alg::Rs256,
+        Alg::Rs384,
+        Alg::Rs512,
+        Alg::Ps256,
+        Alg::Ps384,
+        Alg::Ps512,
+        Alg::Es256,
+        Alg::EdDsa,
+    ];
+
+    /// Parses a header or config `alg` value. Exact, case-sensitive (RFC 7515 §4.1.1).
+    pub fn parse(name: &str) -> Result<Alg, AlgError> {
+        if name.eq_ignore_ascii_case("none") {
+            return Err(AlgError::None);
+        }
+        for alg in Alg::ALL {
+            if alg.name() == name {
+                return Ok(alg);
+            }
+        }
+        if name.len() >= 2 && name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("hs")) {
+            return Err(AlgError::Hmac(printable(name)));
+        }
+        Err(AlgError::Unknown(printable(name)))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::Rs256 => "RS256",
+            Alg::Rs384 => "RS384",
+            Alg::Rs512 => "RS512",
+            Alg::Ps256 => "PS256",
+            Alg::Ps384 => "PS384",
+            Alg::Ps512 => "PS512",
+            Alg::Es256 => "ES256",
+            Alg::EdDsa => "EdDSA",
+        }
+    }
+
+    /// Whether `key` is of the type this algorithm needs (kty/crv); the JWK's own
+    /// `alg`, when present, is checked by the caller.
+    pub fn fits(self, key: &PublicKey) -> bool {
+        matches!(
+            (self, key),
+            (
+                Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512,
+                PublicKey::Rsa(_)
+            ) | (Alg::Es256, PublicKey::P256(_))
+                | (Alg::EdDsa, PublicKey::Ed25519(_))
+        )
+    }
+
+    fn rsa(self) -> Option<Rsa> {
+        Some(match self {
+            Alg::Rs256 => Rsa::rs256(),
+            Alg::Rs384 => Rsa::rs384(),
+            Alg::Rs512 => Rsa::rs512(),
+            Alg::Ps256 => Rsa::ps256(),
+            Alg::Ps384 => Rsa::ps384(),
+            Alg::Ps512 => Rsa::ps512(),
+            Alg::Es256 | Alg::EdDsa => return None,
+        })
+    }
+}
+
+impl fmt::Display for Alg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Checks `signature` over `signing_input` (`b64(header).b64(payload)`) with `key`.
+/// Returns false for any mismatch, including a key of the wrong type or a signature of
+/// the wrong length (ES256 must be raw `r||s`, 64 bytes; DER is refused).
+pub fn verify(alg: Alg, key: &PublicKey, signing_input: &[u8], signature: &[u8]) -> bool {
+    match (alg.rsa(), key) {
+        (Some(rsa), PublicKey::Rsa(k)) => {
+            use rsa::traits::PublicKeyParts;
+            if signature.len() != k.size() {
+                return false;
+            }
+            match RsaSignature::try_from_slice(signature) {
+                Ok(sig) => rsa.verify_signature(&sig, k, signing_input),
+                Err(_) => false,
+            }
+        }
+        (None, PublicKey::P256(k)) if alg == Alg::Es256 => {
+            if signature.len() != 64 {
+                return false;
+            }
+            match <Es256 as Algorithm>::Signature::try_from_slice(signature) {
+                Ok(sig) => Es256.verify_signature(&sig, k, signing_input),
+                Err(_) => false,
+            }
+        }
+        (None, PublicKey::Ed25519(k)) if alg == Alg::EdDsa => {
+            if signature.len() != 64 {
+                return false;
+            }
+            match <Ed25519 as Algorithm>::Signature::try_from_slice(signature) {
+                Ok(sig) => Ed25519.verify_signature(&sig, k, signing_input),
+                Err(_) => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Keeps a hostile value safe to print in a log line or an error description.
+pub(crate) fn printable(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(64)
+        .collect();
+    if s.len() > 64 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_rejects_none_and_hmac_in_any_case() {
+        assert_eq!(Alg::parse("none"), Err(AlgError::None));
+        assert_eq!(Alg::parse("NoNe"), Err(AlgError::None));
+        assert!(matches!(Alg::parse("HS256"), Err(AlgError::Hmac(_))));
+        assert!(matches!(Alg::parse("hs512"), Err(AlgError::Hmac(_))));
+        assert!(matches!(Alg::parse("rs256"), Err(AlgError::Unknown(_))));
+        assert!(matches!(Alg::parse("ES384"), Err(AlgError::Unknown(_))));
+        assert_eq!(Alg::parse("PS384"), Ok(Alg::Ps384));
+        assert_eq!(Alg::parse("EdDSA"), Ok(Alg::EdDsa));
+    }
+
+    #[test]
+    fn every_alg_round_trips_its_name() {
+        for alg in Alg::ALL {
+            assert_eq!(Alg::parse(alg.name()), Ok(alg));
+        }
+    }
+
+    #[test]
+    fn printable_strips_controls_and_caps_length() {
+        assert_eq!(printable("a\"b\r\nc"), "a\"bc");
+        assert_eq!(printable(&"x".repeat(100)).chars().count(), 65);
+    }
+}

@@ -1,0 +1,530 @@
+//! Token verification: JWS structure, algorithm allow-list, key choice, signature, and the
+//! registered claims (`iss`, `aud`, `exp`, `nbf`, `iat`) plus the optional `typ` check.
+//!
+//! Pure: the provider, its key set and the current time come in as arguments.
+//! Cheap checks run before the signature so garbage never costs a public-key operation.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::b64;
+use crate::config::Provider;
+use crate::json::parse_object;
+use crate::jwks::KeySet;
+use crate::signature::{self, printable, Alg, AlgError};
+
+/// A token whose signature and claims checked out.
+#[derive(Clone, Debug)]
+pub struct VerifiedToken {
+    pub alg: Alg,
+    pub kid: Option<String>,
+    /// `exp`, seconds since the epoch (fractions truncated).
+    pub exp: i64,
+    pub claims: Map<String, Value>,
+}
+
+/// Why a token was refused. `Display` is the `error_description` clients see.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VerifyError {
+    /// Not three base64url segments of JSON objects.
+    Malformed(String),
+    /// Five segments: an encrypted token (JWE), which we cannot read.
+    Encrypted,
+    Algorithm(AlgError),
+    AlgorithmNotAllowed(Alg),
+    /// `crit` names extensions we do not implement (RFC 7515 §4.1.11).
+    CriticalHeader,
+    Typ(Option<String>),
+    /// The `kid` is not in the provider's key set.
+    UnknownKid(String),
+    /// A key with that `kid` exists but is of another type than the `alg` needs.
+    KeyAlgMismatch {
+        kid: String,
+        alg: Alg,
+    },
+    /// No `kid`, and not exactly one key fits the `alg`.
+    NoKid {
+        fitting: usize,
+    },
+    BadSignature,
+    MissingExp,
+    Expired {
+        exp: f64,
+        now: u64,
+    },
+    NotYetValid {
+        nbf: f64,
+        now: u64,
+    },
+    IssuedInFuture {
+        iat: f64,
+        now: u64,
+    },
+    Issuer(Option<String>),
+    Audience,
+    /// A registered claim has the wrong JSON type.
+    InvalidClaim(&'static str),
+}
+
+impl VerifyError {
+    /// The label used in metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed(_) | VerifyError::Encrypted | VerifyError::InvalidClaim(_) => {
+                "malformed"
+            }
+            VerifyError::Algorithm(_)
+            | VerifyError::AlgorithmNotAllowed(_)
+            | VerifyError::KeyAlgMismatch { .. } => "algorithm",
+            VerifyError::CriticalHeader => "malformed",
+            VerifyError::Typ(_) => "typ",
+            VerifyError::UnknownKid(_) | VerifyError::NoKid { .. } => "unknown_kid",
+            VerifyError::BadSignature => "bad_signature",
+            VerifyError::MissingExp => "malformed",
+            VerifyError::Expired { .. } => "expired",
+            VerifyError::NotYetValid { .. } | VerifyError::IssuedInFuture { .. } => "not_yet_valid",
+            VerifyError::Issuer(_) => "issuer",
+            VerifyError::Audience => "audience",
+        }
+    }
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyError::Malformed(why) => write!(f, "malformed token: {why}"),
+            VerifyError::Encrypted => write!(f, "encrypted tokens (JWE) are not accepted"),
+            VerifyError::Algorithm(e) => write!(f, "{e}"),
+            VerifyError::AlgorithmNotAllowed(a) => {
+                write!(f, "algorithm {a} is not allowed for this issuer")
+            }
+            VerifyError::CriticalHeader => {
+                write!(
+                    f,
+                    "the token has critical header extensions (crit) that are not supported"
+                )
+            }
+            VerifyError::Typ(Some(t)) => write!(f, "token type {:?} is not accepted", printable(t)),
+            VerifyError::Typ(None) => write!(f, "the token has no typ header"),
+            VerifyError::UnknownKid(kid) => {
+                write!(
+                    f,
+                    "no key with kid {:?} in the issuer's key set",
+                    printable(kid)
+                )
+            }
+            VerifyError::KeyAlgMismatch { kid, alg } => {
+                write!(f, "key {:?} cannot verify {alg} signatures", printable(kid))
+            }
+            VerifyError::NoKid { fitting: 0 } => {
+                write!(f, "the token has no kid and no key fits its algorithm")
+            }
+            VerifyError::NoKid { fitting } => write!(
+                f,
+                "the token has no kid and {fitting} keys fit its algorithm"
+            ),
+            VerifyError::BadSignature => write!(f, "signature verification failed"),
+            VerifyError::MissingExp => write!(f, "the token has no exp claim"),
+            VerifyError::Expired { exp, now } => write!(
+                f,
+                "the token expired {}s ago",
+                (*now as f64 - exp).max(0.0).floor()
+            ),
+            VerifyError::NotYetValid { nbf, now } => write!(
+                f,
+                "the token is not valid for another {}s (nbf)",
+                (nbf - *now as f64).max(0.0).ceil()
+            ),
+            VerifyError::IssuedInFuture { iat, now } => write!(
+                f,
+                "the token was issued {}s in the future (iat)",
+                (iat - *now as f64).max(0.0).ceil()
+            ),
+            VerifyError::Issuer(Some(iss)) => {
+                write!(f, "issuer {:?} is not accepted", printable(iss))
+            }
+            VerifyError::Issuer(None) => write!(f, "the token has no iss claim"),
+            VerifyError::Audience => write!(f, "the token's audience is not accepted"),
+            VerifyError::InvalidClaim(name) => write!(f, "claim {name} has the wrong type"),
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+/// The parts of a compact JWS, decoded but not yet trusted.
+struct Parsed<'a> {
+    signing_input: &'a str,
+    header: Map<String, Value>,
+    claims: Map<String, Value>,
+    signature: Vec<u8>,
+}
+
+fn parse(token: &str) -> Result<Parsed<'_>, VerifyError> {
+    let segments = token.split('.').count();
+    if segments == 5 {
+        return Err(VerifyError::Encrypted);
+    }
+    if segments != 3 {
+        return Err(VerifyError::Malformed(format!(
+            "expected 3 dot-separated parts, found {segments}"
+        )));
+    }
+    let mut parts = token.splitn(3, '.');
+    let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(VerifyError::Malformed("expected 3 parts".into()));
+    };
+    let signing_input = token.get(..h.len() + 1 + p.len()).unwrap_or("");
+    let header_bytes = b64::decode_segment(h)
+        .ok_or_else(|| VerifyError::Malformed("header is not base64url".into()))?;
+    let header =
+        parse_object(&header_bytes).map_err(|e| VerifyError::Malformed(format!("header: {e}")))?;
+    let claim_bytes = b64::decode_segment(p)
+        .ok_or_else(|| VerifyError::Malformed("payload is not base64url".into()))?;
+    let claims =
+        parse_object(&claim_bytes).map_err(|e| VerifyError::Malformed(format!("payload: {e}")))?;
+    if s.is_empty() {
+        return Err(VerifyError::Malformed("signature is empty".into()));
+    }
+    let signature = b64::decode_segment(s)
+        .ok_or_else(|| VerifyError::Malformed("signature is not base64url".into()))?;
+    Ok(Parsed {
+        signing_input,
+        header,
+        claims,
+        signature,
+    })
+}
+
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<f64>, VerifyError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|v| v.is_finite())
+            .map(Some)
+            .ok_or(VerifyError::InvalidClaim(name)),
+        Some(_) => Err(VerifyError::InvalidClaim(name)),
+    }
+}
+
+/// Checks `exp` (required), `nbf` and `iat` against `now` with `skew` seconds of leeway.
+/// Returns `exp`.
+pub fn check_times(claims: &Map<String, Value>, now: u64, skew: u64) -> Result<f64, VerifyError> {
+    let now_f = now as f64;
+    let skew_f = skew as f64;
+    let exp = numeric_date(claims, "exp")?.ok_or(VerifyError::MissingExp)?;
+    if now_f >= exp + skew_f {
+        return Err(VerifyError::Expired { exp, now });
+    }
+    if let Some(nbf) = numeric_date(claims, "nbf")? {
+        if now_f + skew_f < nbf {
+            return Err(VerifyError::NotYetValid { nbf, now });
+        }
+    }
+    if let Some(iat) = numeric_date(claims, "iat")? {
+        if iat > now_f + skew_f {
+            return Err(VerifyError::IssuedInFuture { iat, now });
+        }
+    }
+    Ok(exp)
+}
+
+/// `iss` must equal the provider's issuer exactly (no trailing-slash or case folding).
+pub fn check_issuer(claims: &Map<String, Value>, issuer: &str) -> Result<(), VerifyError> {
+    match claims.get("iss") {
+        Some(Value::String(iss)) if iss == issuer => Ok(()),
+        Some(Value::String(iss)) => Err(VerifyError::Issuer(Some(iss.clone()))),
+        Some(_) => Err(VerifyError::InvalidClaim("iss")),
+        None => Err(VerifyError::Issuer(None)),
+    }
+}
+
+/// `aud` (a string or an array of strings) must contain one of `audiences`, exactly.
+pub fn check_audience(
+    claims: &Map<String, Value>,
+    audiences: &[String],
+) -> Result<(), VerifyError> {
+    let accepted = |a: &str| audiences.iter().any(|x| x == a);
+    match claims.get("aud") {
+        Some(Value::String(a)) if accepted(a) => Ok(()),
+        Some(Value::String(_)) | None => Err(VerifyError::Audience),
+        Some(Value::Array(list)) => {
+            if list.iter().any(|v| !v.is_string()) {
+                return Err(VerifyError::InvalidClaim("aud"));
+            }
+            if list.iter().filter_map(Value::as_str).any(accepted) {
+                Ok(())
+            } else {
+                Err(VerifyError::Audience)
+            }
+        }
+        Some(_) => Err(VerifyError::InvalidClaim("aud")),
+    }
+}
+
+fn check_typ(header: &Map<String, Value>, required: &str) -> Result<(), VerifyError> {
+    match header.get("typ") {
+        Some(Value::String(t)) => {
+            let t_norm = t.strip_prefix("application/").unwrap_or(t);
+            let r_norm = required.strip_prefix("application/").unwrap_or(required);
+            if t_norm.eq_ignore_ascii_case(r_norm) {
+                Ok(())
+            } else {
+                Err(VerifyError::Typ(Some(t.clone())))
+            }
+        }
+        Some(_) => Err(VerifyError::Malformed("typ is not a string".into())),
+        None => Err(VerifyError::Typ(None)),
+    }
+}
+
+/// Verifies `token` for `provider` with the provider's current `keys` at time `now`
+/// (seconds since the epoch).
+pub fn verify(
+    token: &str,
+    provider: &Provider,
+    keys: &KeySet,
+    now: u64,
+) -> Result<VerifiedToken, VerifyError> {
+    let parsed = parse(token)?;
+    let header = &parsed.header;
+
+    let alg_name = match header.get("alg") {
+        Some(Value::String(a)) => a.as_str(),
+        Some(_) => return Err(VerifyError::Malformed("alg is not a string".into())),
+        None => return Err(VerifyError::Malformed("the header has no alg".into())),
+    };
+    let alg = Alg::parse(alg_name).map_err(VerifyError::Algorithm)?;
+    if !provider.algorithms.contains(&alg) {
+        return Err(VerifyError::AlgorithmNotAllowed(alg));
+    }
+    if header.contains_key("crit") {
+        return Err(VerifyError::CriticalHeader);
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(k)) => Some(k.as_str()),
+        Some(_) => return Err(VerifyError::Malformed("kid is not a string".into())),
+    };
+    if let Some(required) = &provider.require_typ {
+        check_typ(header, required)?;
+    }
+
+    let exp = check_times(&parsed.claims, now, provider.clock_skew_seconds)?;
+    check_issuer(&parsed.claims, &provider.issuer)?;
+    check_audience(&parsed.claims, &provider.audiences)?;
+
+    let candidates: Vec<_> = keys.candidates(alg, kid).collect();
+    match kid {
+        Some(k) if candidates.is_empty() => {
+            return Err(if keys.has_kid(k) {
+                VerifyError::KeyAlgMismatch {
+                    kid: k.to_string(),
+                    alg,
+                }
+            } else {
+                VerifyError::UnknownKid(k.to_string())
+            });
+        }
+        None if candidates.len() != 1 => {
+            return Err(VerifyError::NoKid {
+                fitting: candidates.len(),
+            })
+        }
+        _ => {}
+    }
+    let input = parsed.signing_input.as_bytes();
+    if !candidates
+        .iter()
+        .any(|k| signature::verify(alg, &k.key, input, &parsed.signature))
+    {
+        return Err(VerifyError::BadSignature);
+    }
+
+    Ok(VerifiedToken {
+        alg,
+        kid: kid.map(str::to_owned),
+        exp: exp.clamp(i64::MIN as f64, i64::MAX as f64) as i64,
+        claims: parsed.claims,
+    })
+}
+
+/// Reads a claim by dotted path (`realm_access.roles`).
+pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let first = claims.get(parts.next()?)?;
+    parts.try_fold(first, |v, p| v.get(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn times_with_skew() {
+        let now = 1_000_000;
+        assert!(check_times(&claims(json!({"exp": now + 10})), now, 0).is_ok());
+        assert!(matches!(
+            check_times(&claims(json!({"exp": now})), now, 0),
+            Err(VerifyError::Expired { .. })
+        ));
+        assert!(check_times(&claims(json!({"exp": now - 30})), now, 60).is_ok());
+        assert!(matches!(
+            check_times(&claims(json!({"exp": now - 60})), now, 60),
+            Err(VerifyError::Expired { .. })
+        ));
+        assert_eq!(
+            check_times(&claims(json!({})), now, 60),
+            Err(VerifyError::MissingExp)
+        );
+        assert_eq!(
+            check_times(&claims(json!({"exp": "9999999999"})), now, 60),
+            Err(VerifyError::InvalidClaim("exp"))
+        );
+        assert!(check_times(&claims(json!({"exp": (now + 10) as f64 + 0.5})), now, 0).is_ok());
+        assert!(check_times(&claims(json!({"exp": 1e300})), now, 0).is_ok());
+        assert!(matches!(
+            check_times(&claims(json!({"exp": -5})), now, 0),
+            Err(VerifyError::Expired { .. })
+        ));
+        assert!(check_times(&claims(json!({"exp": now + 100, "nbf": now + 50})), now, 60).is_ok());
+        assert!(matches!(
+            check_times(
+                &claims(json!({"exp": now + 1000, "nbf": now + 61})),
+                now,
+                60
+            ),
+            Err(VerifyError::NotYetValid { .. })
+        ));
+        assert!(matches!(
+            check_times(
+                &claims(json!({"exp": now + 1000, "iat": now + 61})),
+                now,
+                60
+            ),
+            Err(VerifyError::IssuedInFuture { .. })
+        ));
+        assert_eq!(
+            check_times(&claims(json!({"exp": now + 1000, "nbf": true})), now, 60),
+            Err(VerifyError::InvalidClaim("nbf"))
+        );
+    }
+
+    #[test]
+    fn issuer_is_exact() {
+        let iss = "https://idp.example.com/";
+        assert!(check_issuer(&claims(json!({"iss": iss})), iss).is_ok());
+        for bad in ["https://idp.example.com", "https://IDP.example.com/", ""] {
+            assert!(matches!(
+                check_issuer(&claims(json!({"iss": bad})), iss),
+                Err(VerifyError::Issuer(Some(_)))
+            ));
+        }
+        assert_eq!(
+            check_issuer(&claims(json!({})), iss),
+            Err(VerifyError::Issuer(None))
+        );
+        assert_eq!(
+            check_issuer(&claims(json!({"iss": 1})), iss),
+            Err(VerifyError::InvalidClaim("iss"))
+        );
+    }
+
+    #[test]
+    fn audience_string_or_array() {
+        let auds = vec!["api://a".to_string(), "guid".to_string()];
+        assert!(check_audience(&claims(json!({"aud": "guid"})), &auds).is_ok());
+        assert!(check_audience(&claims(json!({"aud": ["x", "api://a"]})), &auds).is_ok());
+        assert_eq!(
+            check_audience(&claims(json!({"aud": []})), &auds),
+            Err(VerifyError::Audience)
+        );
+        assert_eq!(
+            check_audience(&claims(json!({"aud": "api://a/"})), &auds),
+            Err(VerifyError::Audience)
+        );
+        assert_eq!(
+            check_audience(&claims(json!({"aud": "API://a"})), &auds),
+            Err(VerifyError::Audience)
+        );
+        assert_eq!(
+            check_audience(&claims(json!({})), &auds),
+            Err(VerifyError::Audience)
+        );
+        assert_eq!(
+            check_audience(&claims(json!({"aud": 5})), &auds),
+            Err(VerifyError::InvalidClaim("aud"))
+        );
+        assert_eq!(
+            check_audience(&claims(json!({"aud": ["guid", 5]})), &auds),
+            Err(VerifyError::InvalidClaim("aud"))
+        );
+    }
+
+    #[test]
+    fn typ_comparison() {
+        let h = |t: Value| claims(json!({ "typ": t }));
+        assert!(check_typ(&h(json!("at+jwt")), "at+jwt").is_ok());
+        assert!(check_typ(&h(json!("application/AT+JWT")), "at+jwt").is_ok());
+        assert!(check_typ(&h(json!("JWT")), "at+jwt").is_err());
+        assert_eq!(
+            check_typ(&claims(json!({})), "at+jwt"),
+            Err(VerifyError::Typ(None))
+        );
+    }
+
+    #[test]
+    fn structure_errors() {
+        assert_eq!(parse("a.b.c.d.e").err(), Some(VerifyError::Encrypted));
+        assert!(matches!(
+            parse("a.b").err(),
+            Some(VerifyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse("a.b.c.d").err(),
+            Some(VerifyError::Malformed(_))
+        ));
+        let h = b64::encode(br#"{"alg":"RS256"}"#);
+        let p = b64::encode(br#"{"exp":1}"#);
+        assert!(matches!(
+            parse(&format!("{h}.{p}.")).err(),
+            Some(VerifyError::Malformed(m)) if m.contains("signature is empty")
+        ));
+        assert!(matches!(
+            parse(&format!("{h}.{p}.AAAA==")).err(),
+            Some(VerifyError::Malformed(m)) if m.contains("signature is not base64url")
+        ));
+        let arr = b64::encode(b"[1]");
+        assert!(matches!(
+            parse(&format!("{h}.{arr}.AAAA")).err(),
+            Some(VerifyError::Malformed(m)) if m.contains("payload")
+        ));
+        let dup = b64::encode(br#"{"exp":1,"exp":2}"#);
+        assert!(matches!(
+            parse(&format!("{h}.{dup}.AAAA")).err(),
+            Some(VerifyError::Malformed(m)) if m.contains("duplicate member")
+        ));
+        let token = format!("{h}.{p}.AAAA");
+        let ok = parse(&token).unwrap();
+        assert_eq!(ok.signing_input, format!("{h}.{p}"));
+    }
+
+    #[test]
+    fn dotted_claims() {
+        let c = claims(json!({"a": {"b": {"c": 1}}, "s": "x"}));
+        assert_eq!(claim_at(&c, "a.b.c"), Some(&json!(1)));
+        assert_eq!(claim_at(&c, "s"), Some(&json!("x")));
+        assert_eq!(claim_at(&c, "a.x"), None);
+        assert_eq!(claim_at(&c, "s.x"), None);
+    }
+}
