@@ -32,7 +32,7 @@ impl Http {
                     .increment(&format!("mcp_edge_auth.denied.{reason}"));
                 // Never the token: only the reason and the path without its query.
                 log::debug!(
-                    "mcp-edge-auth: denied {method} {} ({reason}): {detail}",
+                    "denied {method} {} ({reason}): {detail}",
                     crate::rules::path_only(path)
                 );
             }

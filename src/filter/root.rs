@@ -25,14 +25,14 @@ impl RootContext for Root {
                 for p in &cfg.providers {
                     let crate::config::KeySource::Local(keys) = &p.keys;
                     log::info!(
-                        "mcp-edge-auth: provider {} (issuer {}): local JWKS with {}",
+                        "provider {} (issuer {}): local JWKS with {}",
                         p.name,
                         p.issuer,
                         keys.summary()
                     );
                 }
                 log::info!(
-                    "mcp-edge-auth: configured {} provider(s), {} rule(s)",
+                    "configured {} provider(s), {} rule(s)",
                     cfg.providers.len(),
                     cfg.rules.len()
                 );
@@ -40,7 +40,7 @@ impl RootContext for Root {
                 true
             }
             Err(e) => {
-                log::error!("mcp-edge-auth: {e}");
+                log::error!("{e}");
                 self.config = None;
                 false
             }
