@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::fetch::{Target, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::jwks::KeySet;
+use crate::keys::FetchPolicy;
 use crate::rules::{PathMatch, Rule, Unmatched};
 use crate::signature::Alg;
 
@@ -74,6 +76,10 @@ struct RawProvider {
     #[serde(default)]
     local_jwks: Option<RawLocalJwks>,
     #[serde(default)]
+    remote_jwks: Option<RawRemote>,
+    #[serde(default)]
+    discovery: Option<RawRemote>,
+    #[serde(default)]
     algorithms: Option<Vec<String>>,
     #[serde(default)]
     clock_skew_seconds: Option<u64>,
@@ -89,6 +95,34 @@ struct RawProvider {
 #[serde(deny_unknown_fields)]
 struct RawLocalJwks {
     inline_string: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpUri {
+    uri: String,
+    cluster: String,
+    #[serde(default)]
+    timeout: Option<String>,
+}
+
+/// `remote_jwks` and `discovery` share their knobs; `jwks_cluster` is discovery-only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemote {
+    http_uri: RawHttpUri,
+    #[serde(default)]
+    jwks_cluster: Option<String>,
+    #[serde(default)]
+    cache_duration: Option<String>,
+    #[serde(default)]
+    max_stale: Option<String>,
+    #[serde(default)]
+    unknown_kid_refetch_interval: Option<String>,
+    #[serde(default)]
+    cold_start_wait: Option<String>,
+    #[serde(default)]
+    max_response_bytes: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -144,12 +178,42 @@ struct RawProtectedResource {
 // ---------------------------------------------------------------------------------------
 // The validated configuration.
 
-/// Where a provider's verification keys come from. Remote sources plug in here.
+/// Where a provider's verification keys come from.
 #[derive(Clone, Debug)]
 pub enum KeySource {
     /// `local_jwks.inline_string`, parsed once at configuration time.
     Local(Arc<KeySet>),
+    /// `remote_jwks` or `discovery`: fetched by callouts, shared across workers.
+    Remote(RemoteSource),
 }
+
+/// Whether the URI is the JWKS itself or an OIDC discovery document pointing to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteKind {
+    Jwks,
+    /// `jwks_cluster`: the cluster for the discovered `jwks_uri`.
+    Discovery {
+        jwks_cluster: String,
+    },
+}
+
+/// A remote key source (`remote_jwks` / `discovery`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteSource {
+    pub kind: RemoteKind,
+    pub uri: String,
+    pub target: Target,
+    pub cluster: String,
+    pub policy: FetchPolicy,
+    /// How long a request waits for keys on a cold start (ms).
+    pub cold_start_wait: u64,
+    pub max_response_bytes: usize,
+}
+
+pub const DEFAULT_FETCH_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_CACHE_DURATION_MS: u64 = 600_000;
+pub const DEFAULT_MAX_STALE_MS: u64 = 86_400_000;
+pub const DEFAULT_UNKNOWN_KID_INTERVAL_MS: u64 = 30_000;
 
 /// One `claim_to_headers` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -341,26 +405,37 @@ impl RawProvider {
             ));
         }
 
-        let keys = match self.local_jwks {
-            Some(local) => {
-                let set = KeySet::parse(local.inline_string.as_bytes()).map_err(|e| {
-                    ConfigError::new(field("local_jwks.inline_string"), e.to_string())
-                })?;
-                if set.is_empty() {
-                    return Err(ConfigError::new(
-                        field("local_jwks.inline_string"),
-                        format!("JWKS has no usable key ({})", set.summary()),
-                    ));
+        let keys =
+            match (self.local_jwks, self.remote_jwks, self.discovery) {
+                (Some(local), None, None) => {
+                    let set = KeySet::parse(local.inline_string.as_bytes()).map_err(|e| {
+                        ConfigError::new(field("local_jwks.inline_string"), e.to_string())
+                    })?;
+                    if set.is_empty() {
+                        return Err(ConfigError::new(
+                            field("local_jwks.inline_string"),
+                            format!("JWKS has no usable key ({})", set.summary()),
+                        ));
+                    }
+                    KeySource::Local(Arc::new(set))
                 }
-                KeySource::Local(Arc::new(set))
-            }
-            None => {
-                return Err(ConfigError::new(
-                    field("local_jwks"),
-                    "a key source is required",
-                ))
-            }
-        };
+                (None, Some(remote), None) => {
+                    KeySource::Remote(remote.validate(&field("remote_jwks"), false)?)
+                }
+                (None, None, Some(disc)) => {
+                    KeySource::Remote(disc.validate(&field("discovery"), true)?)
+                }
+                (None, None, None) => {
+                    return Err(ConfigError::new(
+                        format!("providers.{name}"),
+                        "a key source is required: set one of local_jwks, remote_jwks or discovery",
+                    ))
+                }
+                _ => return Err(ConfigError::new(
+                    format!("providers.{name}"),
+                    "local_jwks, remote_jwks and discovery are mutually exclusive; set exactly one",
+                )),
+            };
 
         let algorithms = match self.algorithms {
             None => DEFAULT_ALGORITHMS.to_vec(),
@@ -439,6 +514,110 @@ impl RawProvider {
             forward: self.forward,
             claim_to_headers,
             require_typ: self.require_typ,
+        })
+    }
+}
+
+fn duration_ms(field: &str, value: Option<&str>, default: u64) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => crate::duration::parse(v)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map_err(|e| ConfigError::new(field, e)),
+    }
+}
+
+impl RawRemote {
+    fn validate(self, field: &str, discovery: bool) -> Result<RemoteSource, ConfigError> {
+        let f = |x: &str| format!("{field}.{x}");
+        let target = Target::parse(&self.http_uri.uri)
+            .map_err(|e| ConfigError::new(f("http_uri.uri"), e))?;
+        let cluster = self.http_uri.cluster.trim().to_string();
+        if cluster.is_empty() {
+            return Err(ConfigError::new(
+                f("http_uri.cluster"),
+                "must name the Envoy cluster that reaches the identity provider",
+            ));
+        }
+        let timeout = duration_ms(
+            &f("http_uri.timeout"),
+            self.http_uri.timeout.as_deref(),
+            DEFAULT_FETCH_TIMEOUT_MS,
+        )?;
+        if !(100..=60_000).contains(&timeout) {
+            return Err(ConfigError::new(
+                f("http_uri.timeout"),
+                "must be between 0.1s and 60s",
+            ));
+        }
+        let cache_duration = duration_ms(
+            &f("cache_duration"),
+            self.cache_duration.as_deref(),
+            DEFAULT_CACHE_DURATION_MS,
+        )?;
+        if cache_duration < 1_000 {
+            return Err(ConfigError::new(f("cache_duration"), "must be at least 1s"));
+        }
+        let max_stale = duration_ms(
+            &f("max_stale"),
+            self.max_stale.as_deref(),
+            DEFAULT_MAX_STALE_MS,
+        )?;
+        let unknown_kid_interval = duration_ms(
+            &f("unknown_kid_refetch_interval"),
+            self.unknown_kid_refetch_interval.as_deref(),
+            DEFAULT_UNKNOWN_KID_INTERVAL_MS,
+        )?;
+        let cold_start_wait = duration_ms(
+            &f("cold_start_wait"),
+            self.cold_start_wait.as_deref(),
+            timeout,
+        )?;
+        if cold_start_wait > 60_000 {
+            return Err(ConfigError::new(
+                f("cold_start_wait"),
+                "must be at most 60s",
+            ));
+        }
+        let max_response_bytes = self
+            .max_response_bytes
+            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+        if !(1024..=16 * 1024 * 1024).contains(&max_response_bytes) {
+            return Err(ConfigError::new(
+                f("max_response_bytes"),
+                "must be between 1024 and 16777216",
+            ));
+        }
+        let kind = match (discovery, self.jwks_cluster) {
+            (false, None) => RemoteKind::Jwks,
+            (false, Some(_)) => {
+                return Err(ConfigError::new(
+                    f("jwks_cluster"),
+                    "only applies to discovery (remote_jwks names its cluster in http_uri)",
+                ))
+            }
+            (true, c) => RemoteKind::Discovery {
+                jwks_cluster: c
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or_else(|| cluster.clone()),
+            },
+        };
+        Ok(RemoteSource {
+            kind,
+            uri: self.http_uri.uri,
+            target,
+            cluster,
+            policy: FetchPolicy {
+                cache_duration,
+                max_stale,
+                unknown_kid_interval,
+                timeout,
+                backoff_initial: 1_000,
+                backoff_max: 300_000,
+            },
+            cold_start_wait,
+            max_response_bytes,
         })
     }
 }
@@ -705,8 +884,8 @@ mod tests {
                         .unwrap()
                         .remove("local_jwks");
                 }),
-                "providers.entra.local_jwks",
-                "key source is required",
+                "providers.entra",
+                "a key source is required",
             ),
             (
                 Box::new(|v| v["rules"][0]["match"] = json!({"prefix":"/a","path":"/b"})),
@@ -771,6 +950,128 @@ mod tests {
             assert_eq!(e.field, field, "{e}");
             assert!(e.message.contains(msg), "{e} should contain {msg:?}");
             assert!(e.to_string().starts_with("invalid plugin configuration: "));
+        }
+    }
+
+    fn remote(v: serde_json::Value) -> serde_json::Value {
+        let mut c = base();
+        let p = c["providers"]["entra"].as_object_mut().unwrap();
+        p.remove("local_jwks");
+        for (k, val) in v.as_object().unwrap() {
+            p.insert(k.clone(), val.clone());
+        }
+        c
+    }
+
+    #[test]
+    fn remote_sources_parse_with_defaults() {
+        let c = Config::parse(
+            remote(json!({"remote_jwks": {"http_uri": {"uri": "https://idp.example.com/keys", "cluster": "idp"}}}))
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        let KeySource::Remote(r) = &c.providers[0].keys else {
+            panic!("expected remote");
+        };
+        assert_eq!(r.kind, RemoteKind::Jwks);
+        assert_eq!(r.target.authority, "idp.example.com");
+        assert_eq!(r.target.path, "/keys");
+        assert_eq!(r.cluster, "idp");
+        assert_eq!(r.policy.timeout, 5_000);
+        assert_eq!(r.policy.cache_duration, 600_000);
+        assert_eq!(r.policy.max_stale, 86_400_000);
+        assert_eq!(r.policy.unknown_kid_interval, 30_000);
+        assert_eq!(r.cold_start_wait, 5_000);
+        assert_eq!(r.max_response_bytes, 512 * 1024);
+
+        let c = Config::parse(
+            remote(json!({"discovery": {
+                "http_uri": {"uri": "https://idp.example.com/.well-known/openid-configuration", "cluster": "idp", "timeout": "2s"},
+                "jwks_cluster": "idp_keys", "cache_duration": "60s", "max_stale": "3600s",
+                "unknown_kid_refetch_interval": "5s", "cold_start_wait": "1.5s", "max_response_bytes": 2048
+            }}))
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let KeySource::Remote(r) = &c.providers[0].keys else {
+            panic!("expected remote");
+        };
+        assert_eq!(
+            r.kind,
+            RemoteKind::Discovery {
+                jwks_cluster: "idp_keys".into()
+            }
+        );
+        assert_eq!(
+            (
+                r.policy.timeout,
+                r.policy.cache_duration,
+                r.policy.max_stale
+            ),
+            (2_000, 60_000, 3_600_000)
+        );
+        assert_eq!(
+            (r.policy.unknown_kid_interval, r.cold_start_wait),
+            (5_000, 1_500)
+        );
+    }
+
+    #[test]
+    fn remote_source_refusals() {
+        let uri = json!({"uri": "https://idp/keys", "cluster": "idp"});
+        let cases = vec![
+            (
+                json!({"remote_jwks": {"http_uri": uri}, "local_jwks": {"inline_string": jwks()}}),
+                "providers.entra",
+                "mutually exclusive",
+            ),
+            (
+                json!({"remote_jwks": {"http_uri": uri}, "discovery": {"http_uri": uri}}),
+                "providers.entra",
+                "mutually exclusive",
+            ),
+            (
+                json!({"remote_jwks": {"http_uri": {"uri": "idp/keys", "cluster": "idp"}}}),
+                "providers.entra.remote_jwks.http_uri.uri",
+                "not an absolute http(s) URI",
+            ),
+            (
+                json!({"remote_jwks": {"http_uri": {"uri": "https://idp/keys", "cluster": " "}}}),
+                "providers.entra.remote_jwks.http_uri.cluster",
+                "Envoy cluster",
+            ),
+            (
+                json!({"remote_jwks": {"http_uri": {"uri": "https://idp/keys"}}}),
+                "providers.entra.remote_jwks.http_uri",
+                "missing field `cluster`",
+            ),
+            (
+                json!({"remote_jwks": {"http_uri": uri, "cache_duration": "10m"}}),
+                "providers.entra.remote_jwks.cache_duration",
+                "not a duration",
+            ),
+            (
+                json!({"remote_jwks": {"http_uri": uri, "jwks_cluster": "x"}}),
+                "providers.entra.remote_jwks.jwks_cluster",
+                "only applies to discovery",
+            ),
+            (
+                json!({"remote_jwks": {"http_uri": {"uri": "https://idp/keys", "cluster": "idp", "timeout": "0s"}}}),
+                "providers.entra.remote_jwks.http_uri.timeout",
+                "between 0.1s and 60s",
+            ),
+            (
+                json!({"discovery": {"http_uri": uri, "max_response_bytes": 10}}),
+                "providers.entra.discovery.max_response_bytes",
+                "between 1024",
+            ),
+        ];
+        for (v, field, msg) in cases {
+            let e = err(remote(v));
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.message.contains(msg), "{e} should contain {msg:?}");
         }
     }
 

@@ -34,17 +34,19 @@ pub struct Request<'a> {
 
 /// Where the current key set of a provider comes from at request time.
 pub trait KeyStore {
-    /// `None`: keys are not available (not fetched yet, or the fetch failed).
-    fn key_set(&self, provider: &Provider) -> Option<Arc<KeySet>>;
+    /// The keys of `cfg.providers[index]`. `None`: not available (not fetched yet, or
+    /// too stale to trust).
+    fn key_set(&self, index: usize, provider: &Provider) -> Option<Arc<KeySet>>;
 }
 
 /// Keys that are part of the configuration (`local_jwks`).
 pub struct ConfiguredKeys;
 
 impl KeyStore for ConfiguredKeys {
-    fn key_set(&self, provider: &Provider) -> Option<Arc<KeySet>> {
+    fn key_set(&self, _index: usize, provider: &Provider) -> Option<Arc<KeySet>> {
         match &provider.keys {
             KeySource::Local(set) => Some(Arc::clone(set)),
+            KeySource::Remote(_) => None,
         }
     }
 }
@@ -76,6 +78,16 @@ pub struct Forward {
     pub set_headers: Vec<(String, String)>,
 }
 
+/// A refusal that newer keys could turn around: the filter may wait for a (re)fetch of the
+/// provider's keys and decide again instead of answering at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// No keys at all for this provider (index into `Config::providers`).
+    KeysMissing(usize),
+    /// The token's `kid` is not in this provider's key set.
+    UnknownKid(usize),
+}
+
 /// The verdict.
 #[derive(Clone, Debug)]
 pub enum Decision {
@@ -86,6 +98,7 @@ pub enum Decision {
     Respond {
         response: Response,
         outcome: Outcome,
+        retry: Option<Retry>,
     },
 }
 
@@ -104,6 +117,7 @@ fn denied(response: Response, reason: &'static str, detail: impl Into<String>) -
             reason,
             detail: detail.into(),
         },
+        retry: None,
     }
 }
 
@@ -148,7 +162,10 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
             ),
         };
     };
-    let Some(provider) = rule.requires.and_then(|i| cfg.providers.get(i)) else {
+    let Some((provider_index, provider)) = rule
+        .requires
+        .and_then(|i| cfg.providers.get(i).map(|p| (i, p)))
+    else {
         return Decision::Continue {
             forward: strip_claim_headers,
             outcome: Outcome::Unprotected,
@@ -162,6 +179,7 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
         return Decision::Respond {
             response: mcp_preflight(),
             outcome: Outcome::Preflight,
+            retry: None,
         };
     }
 
@@ -191,7 +209,7 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
         }
     };
 
-    let Some(key_set) = keys.key_set(provider) else {
+    let Some(key_set) = keys.key_set(provider_index, provider) else {
         let r = Response::new(503)
             .header("retry-after", "5")
             .header("access-control-allow-origin", "*")
@@ -199,10 +217,13 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
                 "temporarily_unavailable",
                 "the issuer's signing keys are not available yet; retry shortly",
             );
-        return denied(
-            r,
-            "keys_unavailable",
-            format!("no keys for provider {}", provider.name),
+        return with_retry(
+            denied(
+                r,
+                "keys_unavailable",
+                format!("no keys for provider {}", provider.name),
+            ),
+            Retry::KeysMissing(provider_index),
         );
     };
 
@@ -215,12 +236,29 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
         },
         Err(e) => {
             let text = e.to_string();
-            denied(
+            let d = denied(
                 challenge(Some(BearerError::InvalidToken), Some(&text)),
                 e.reason(),
                 verify_detail(&e, provider),
-            )
+            );
+            match e {
+                VerifyError::UnknownKid(_) => with_retry(d, Retry::UnknownKid(provider_index)),
+                _ => d,
+            }
         }
+    }
+}
+
+fn with_retry(d: Decision, r: Retry) -> Decision {
+    match d {
+        Decision::Respond {
+            response, outcome, ..
+        } => Decision::Respond {
+            response,
+            outcome,
+            retry: Some(r),
+        },
+        other => other,
     }
 }
 
@@ -298,6 +336,7 @@ fn serve_prm(
             return Decision::Respond {
                 response: prm::preflight(),
                 outcome: Outcome::Preflight,
+                retry: None,
             }
         }
         _ => return denied(prm::method_not_allowed(), "invalid_request", "PRM method"),
@@ -314,6 +353,7 @@ fn serve_prm(
     Decision::Respond {
         response: prm::ok(pr, &resource),
         outcome: Outcome::PrmServed,
+        retry: None,
     }
 }
 
@@ -399,7 +439,9 @@ mod tests {
 
     fn respond(d: Decision) -> (Response, Outcome) {
         match d {
-            Decision::Respond { response, outcome } => (response, outcome),
+            Decision::Respond {
+                response, outcome, ..
+            } => (response, outcome),
             Decision::Continue { .. } => panic!("expected a local response, got {d:?}"),
         }
     }
@@ -685,6 +727,56 @@ mod tests {
         // OPTIONS without the CORS headers still needs a token.
         let (resp, _) = respond(run(&cfg, &req("OPTIONS", "/mcp", vec![])));
         assert_eq!(resp.status, 401);
+    }
+
+    /// A store that has the test keys for nobody, or for everybody.
+    struct Store(Option<Arc<KeySet>>);
+    impl KeyStore for Store {
+        fn key_set(&self, _: usize, _: &Provider) -> Option<Arc<KeySet>> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn missing_keys_and_unknown_kid_can_be_retried() {
+        let cfg = config(json!({}));
+        let t = format!("Bearer {}", token(claims()));
+        match decide(&cfg, &req("POST", "/mcp", vec![&t]), &Store(None), NOW) {
+            Decision::Respond {
+                response,
+                outcome,
+                retry,
+            } => {
+                assert_eq!(response.status, 503);
+                assert_eq!(response.get_header("retry-after"), Some("5"));
+                assert_eq!(reason(&outcome), "keys_unavailable");
+                assert_eq!(retry, Some(Retry::KeysMissing(0)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let keys = ConfiguredKeys.key_set(0, &cfg.providers[0]);
+        let other_kid = format!(
+            "Bearer {}",
+            token_with(1, json!({"alg":"EdDSA","kid":"rotated"}), claims())
+        );
+        match decide(
+            &cfg,
+            &req("POST", "/mcp", vec![&other_kid]),
+            &Store(keys.clone()),
+            NOW,
+        ) {
+            Decision::Respond { retry, .. } => assert_eq!(retry, Some(Retry::UnknownKid(0))),
+            other => panic!("{other:?}"),
+        }
+        // Other failures are final.
+        let bad = format!(
+            "Bearer {}",
+            token_with(2, json!({"alg":"EdDSA","kid":"k1"}), claims())
+        );
+        match decide(&cfg, &req("POST", "/mcp", vec![&bad]), &Store(keys), NOW) {
+            Decision::Respond { retry, .. } => assert_eq!(retry, None),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -147,6 +147,34 @@ impl FetchState {
     }
 }
 
+/// The shared-data key prefix of one provider's key source. All VMs with the same `vm_id`
+/// share one namespace, so the prefix names the plugin, the provider and a digest of where
+/// the keys come from (two configurations with the same provider name never collide).
+pub fn shared_prefix(provider: &str, issuer: &str, uri: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(issuer.as_bytes())
+        .chain_update([0u8])
+        .chain_update(uri.as_bytes())
+        .finalize();
+    let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("mcp_edge_auth/v1/{provider}/{short}/")
+}
+
+/// A stored key set: `"<version>\n<jwks json>"`, so a reader knows which version it got.
+pub fn encode_keys(version: u64, jwks: &[u8]) -> Vec<u8> {
+    let mut out = format!("{version}\n").into_bytes();
+    out.extend_from_slice(jwks);
+    out
+}
+
+/// Splits a stored key set into its version and JWKS bytes.
+pub fn decode_keys(stored: &[u8]) -> Option<(u64, &[u8])> {
+    let nl = stored.iter().position(|b| *b == b'\n')?;
+    let version = std::str::from_utf8(stored.get(..nl)?).ok()?.parse().ok()?;
+    Some((version, stored.get(nl + 1..)?))
+}
+
 /// The wait after `failures` consecutive failures.
 pub fn backoff(failures: u32, p: &FetchPolicy, jitter: f64) -> u64 {
     let exp = failures.saturating_sub(1).min(32);
@@ -258,6 +286,19 @@ mod tests {
         assert!(!s.request_kid_refetch(20_000, &p));
         assert!(!s.fetch_due(20_000));
         assert!(s.request_kid_refetch(40_000, &p));
+    }
+
+    #[test]
+    fn shared_keys_are_namespaced_and_versioned() {
+        let a = shared_prefix("entra", "https://iss", "https://idp/keys");
+        let b = shared_prefix("entra", "https://iss", "https://idp/other");
+        assert!(a.starts_with("mcp_edge_auth/v1/entra/"));
+        assert_ne!(a, b);
+        assert_eq!(a, shared_prefix("entra", "https://iss", "https://idp/keys"));
+        let stored = encode_keys(42, b"{\"keys\":[]}");
+        assert_eq!(decode_keys(&stored), Some((42, &b"{\"keys\":[]}"[..])));
+        assert_eq!(decode_keys(b"nonsense"), None);
+        assert_eq!(decode_keys(b"x\n{}"), None);
     }
 
     #[test]

@@ -7,15 +7,6 @@ use std::time::UNIX_EPOCH;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, MetricType};
 
-/// Seconds since the epoch from the host clock (0 if the host cannot tell, which makes
-/// every token look expired: fail closed).
-pub fn now_seconds() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The plugin configuration bytes.
 pub fn plugin_configuration() -> Option<Vec<u8>> {
     hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
@@ -77,4 +68,76 @@ impl Metrics {
             let _ = hostcalls::increment_metric(id, 1);
         }
     }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_millis() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Sub-second clock bits, a cheap source of jitter and VM identity.
+pub fn clock_nanos() -> u32 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.subsec_nanos())
+}
+
+/// Shared data (all VMs with the same vm_id): value and CAS token.
+pub fn shared_get(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+    hostcalls::get_shared_data(key).unwrap_or((None, None))
+}
+
+/// Writes shared data with a CAS token; `false` on a CAS mismatch.
+pub fn shared_set(key: &str, value: &[u8], cas: Option<u32>) -> bool {
+    hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+}
+
+pub fn set_tick_period_ms(ms: u64) {
+    let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(ms));
+}
+
+/// Sends a GET callout; the token identifies the answer in `on_http_call_response`.
+pub fn dispatch_get(
+    cluster: &str,
+    headers: &[(&'static str, String)],
+    timeout_ms: u64,
+) -> Result<u32, String> {
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    hostcalls::dispatch_http_call(
+        cluster,
+        headers,
+        None,
+        Vec::new(),
+        std::time::Duration::from_millis(timeout_ms),
+    )
+    .map_err(|s| format!("dispatch to cluster {cluster:?} failed ({s:?}); is the cluster defined?"))
+}
+
+/// Status and (capped) body of the callout being answered.
+pub fn call_response(body_size: usize, limit: usize) -> (Option<String>, Option<Vec<u8>>) {
+    let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten();
+    let body = if body_size == 0 || body_size > limit {
+        None
+    } else {
+        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+    };
+    (status, body)
+}
+
+/// Makes `context_id` the current context, so header, response and resume calls act on
+/// that (paused) request. `false` if it no longer exists.
+pub fn switch_to(context_id: u32) -> bool {
+    hostcalls::set_effective_context(context_id).is_ok()
+}
+
+pub fn resume_request() {
+    let _ = hostcalls::resume_http_request();
 }

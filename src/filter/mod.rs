@@ -1,12 +1,15 @@
 //! The only place that talks to Envoy: contexts move bytes between the host and the core.
 
+mod fetcher;
 mod host;
 mod http;
+mod keycache;
 mod root;
+mod waiters;
 
 use proxy_wasm::types::LogLevel;
 
 pub fn install() {
     proxy_wasm::set_log_level(LogLevel::Debug);
-    proxy_wasm::set_root_context(|_| Box::new(root::Root::default()));
+    proxy_wasm::set_root_context(|context_id| Box::new(root::Root::new(context_id)));
 }

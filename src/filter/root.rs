@@ -1,59 +1,170 @@
-//! RootContext: reads and validates the plugin configuration, creates HTTP contexts.
+//! RootContext: validates the configuration, runs the key fetcher on ticks and callout
+//! answers, wakes paused requests, and creates HTTP contexts.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
+use proxy_wasm::types::{Action, ContextType};
 
+use super::fetcher::Fetcher;
 use super::host::{self, Metrics};
-use super::http::Http;
-use crate::config::Config;
+use super::http::{self, Http, Shared};
+use super::keycache::KeyCache;
+use super::waiters::{self, Wake};
+use crate::config::{Config, KeySource};
+use crate::decide::decide;
 
-#[derive(Default)]
+/// Tick period while any provider's keys are remote.
+const TICK_MS: u64 = 100;
+
 pub struct Root {
-    config: Option<Rc<Config>>,
+    context_id: u32,
     metrics: Rc<Metrics>,
+    shared: Option<Shared>,
+    fetcher: Option<Fetcher>,
 }
 
-impl Context for Root {}
+impl Root {
+    pub fn new(context_id: u32) -> Root {
+        Root {
+            context_id,
+            metrics: Rc::new(Metrics::default()),
+            shared: None,
+            fetcher: None,
+        }
+    }
+
+    /// Decides again for requests whose keys changed, or answers those out of time.
+    fn wake(&self, now_ms: u64) {
+        let Some(s) = &self.shared else {
+            return;
+        };
+        let due = waiters::due(&s.waiters, now_ms, |i| s.cache.version(i));
+        if due.is_empty() {
+            return;
+        }
+        s.cache.set_now(now_ms);
+        for wake in due {
+            match wake {
+                Wake::Decide(w) => {
+                    if host::switch_to(w.context_id) {
+                        let d = decide(
+                            &s.config,
+                            &http::request_from(&w.headers),
+                            &*s.cache,
+                            now_ms / 1000,
+                        );
+                        if let Action::Continue = http::apply(&s.metrics, d, &w.headers) {
+                            host::resume_request();
+                        }
+                    }
+                }
+                Wake::GiveUp(w) => {
+                    if host::switch_to(w.context_id) {
+                        http::record(&s.metrics, &w.fallback_outcome, &w.headers);
+                        http::send(&w.fallback);
+                    }
+                }
+            }
+        }
+        // Callouts and later host calls must belong to the root again.
+        host::switch_to(self.context_id);
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let now = host::now_millis();
+        if let Some(f) = self.fetcher.as_mut() {
+            f.on_response(token_id, body_size, now);
+        }
+        self.wake(now);
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = host::plugin_configuration().unwrap_or_default();
-        match Config::parse(&bytes) {
-            Ok(cfg) => {
-                for p in &cfg.providers {
-                    let crate::config::KeySource::Local(keys) = &p.keys;
-                    log::info!(
-                        "provider {} (issuer {}): local JWKS with {}",
-                        p.name,
-                        p.issuer,
-                        keys.summary()
-                    );
-                }
-                log::info!(
-                    "configured {} provider(s), {} rule(s)",
-                    cfg.providers.len(),
-                    cfg.rules.len()
-                );
-                self.config = Some(Rc::new(cfg));
-                true
-            }
+        let cfg = match Config::parse(&bytes) {
+            Ok(cfg) => Rc::new(cfg),
             Err(e) => {
                 log::error!("{e}");
-                self.config = None;
-                false
+                self.shared = None;
+                self.fetcher = None;
+                return false;
+            }
+        };
+        for p in &cfg.providers {
+            match &p.keys {
+                KeySource::Local(keys) => log::info!(
+                    "provider {} (issuer {}): local JWKS with {}",
+                    p.name,
+                    p.issuer,
+                    keys.summary()
+                ),
+                KeySource::Remote(r) => log::info!(
+                    "provider {} (issuer {}): keys from {} via cluster {}",
+                    p.name,
+                    p.issuer,
+                    r.uri,
+                    r.cluster
+                ),
             }
         }
+        log::info!(
+            "configured {} provider(s), {} rule(s)",
+            cfg.providers.len(),
+            cfg.rules.len()
+        );
+        let cache = Rc::new(KeyCache::new(Rc::clone(&cfg), Rc::clone(&self.metrics)));
+        let owner = format!("vm-{}-{}", self.context_id, host::clock_nanos());
+        let fetcher = Fetcher::new(
+            Rc::clone(&cfg),
+            Rc::clone(&cache),
+            Rc::clone(&self.metrics),
+            owner,
+        );
+        let has_remote = fetcher.remote_providers().next().is_some();
+        if has_remote {
+            fetcher.init_shared_state();
+            host::set_tick_period_ms(TICK_MS);
+        }
+        self.fetcher = Some(fetcher);
+        self.shared = Some(Shared {
+            config: cfg,
+            metrics: Rc::clone(&self.metrics),
+            cache,
+            waiters: Rc::new(RefCell::new(Vec::new())),
+        });
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let now = host::now_millis();
+        if let Some(s) = &self.shared {
+            s.cache.set_now(now);
+        }
+        if let Some(f) = self.fetcher.as_mut() {
+            f.tick(now);
+        }
+        self.wake(now);
     }
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http::new(
-            self.config.clone(),
+            context_id,
+            self.shared.clone(),
             Rc::clone(&self.metrics),
         )))
     }
