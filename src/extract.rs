@@ -67,6 +67,13 @@ pub fn bearer_token<'a>(
     }
     let value = match authorization {
         [] => return Ok(None),
+        // Envoy folds repeated Authorization headers into one value joined by commas; a
+        // comma never occurs in a single credential of any scheme we accept.
+        [one] if one.contains(',') => {
+            return Err(ExtractError::SeveralAuthorizationHeaders(
+                one.split(',').count(),
+            ))
+        }
         [one] => one.trim_matches(|c| c == ' ' || c == '\t'),
         many => return Err(ExtractError::SeveralAuthorizationHeaders(many.len())),
     };
@@ -163,6 +170,10 @@ mod tests {
     fn refusals() {
         assert_eq!(
             bearer_token(&["Bearer a", "Bearer b"], "/mcp", MAX),
+            Err(ExtractError::SeveralAuthorizationHeaders(2))
+        );
+        assert_eq!(
+            bearer_token(&["Bearer a,Bearer b"], "/mcp", MAX),
             Err(ExtractError::SeveralAuthorizationHeaders(2))
         );
         assert_eq!(

@@ -1,1 +1,33 @@
-pub fn placeholder() {}
+//! Host-only development stack for `mcp-edge-auth`: signing keys and token
+//! minting, a dev OAuth/OIDC IdP, a request-recording backend and a demo MCP server.
+//!
+//! Every server binds `127.0.0.1` and runs on its own background thread with its
+//! own tokio runtime, so tests use a plain synchronous API. Dropping a server
+//! handle stops it.
+
+pub mod http;
+pub mod idp;
+pub mod keys;
+pub mod mcp_demo;
+pub mod mint;
+pub mod recorder;
+mod server;
+
+pub use idp::{Idp, IdpConfig, JwksMode};
+pub use keys::{KeyKind, KeyRing, SigningKey};
+pub use mcp_demo::{McpClient, McpDemo, McpDemoConfig};
+pub use mint::{mint, now, sign_bytes, sign_jws, sign_raw};
+pub use recorder::{RecordedRequest, Recorder};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
+/// base64url without padding (RFC 7515 §2).
+pub fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes base64url without padding.
+pub fn b64url_decode(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    URL_SAFE_NO_PAD.decode(s)
+}

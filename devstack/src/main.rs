@@ -1,0 +1,259 @@
+//! `devstack` command line: run the dev IdP, the demo MCP server and the recording
+//! backend, or mint tokens from a running IdP.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use devstack::idp::{Idp, IdpConfig};
+use devstack::mcp_demo::{McpDemo, McpDemoConfig};
+use devstack::recorder::Recorder;
+use serde_json::{json, Value};
+
+const USAGE: &str = "\
+usage:
+  devstack idp      [--port 9000] [--issuer URL] [--audience A] [--public-url URL] [--ttl SECS]
+  devstack mcp      [--port 9100] [--any-host]
+  devstack recorder [--port 9200]
+  devstack all      [--idp-port 9000] [--mcp-port 9100] [--recorder-port N]
+                    [--issuer URL] [--audience A] [--public-url URL] [--ttl SECS] [--any-host]
+  devstack mint     [--idp http://127.0.0.1:9000] [--claims JSON] [--alg RS256] [--kid KID]
+                    [--header JSON] [--raw]
+  devstack token    [--idp http://127.0.0.1:9000] [--client-id demo-client]
+                    [--client-secret demo-secret] [--scope S] [--resource URI]
+
+Servers bind 127.0.0.1 and run until killed. `mint` prints a token signed by the
+IdP's /mint helper; `token` prints an access token from the client_credentials grant.";
+
+/// `--name value` pairs and bare `--flag`s.
+struct Args {
+    pairs: Vec<(String, Option<String>)>,
+}
+
+const FLAGS: [&str; 2] = ["--any-host", "--raw"];
+
+impl Args {
+    fn parse(raw: &[String]) -> Result<Args, String> {
+        let mut pairs = Vec::new();
+        let mut it = raw.iter();
+        while let Some(a) = it.next() {
+            if !a.starts_with("--") {
+                return Err(format!("unexpected argument {a:?}"));
+            }
+            if let Some((k, v)) = a.split_once('=') {
+                pairs.push((k.to_string(), Some(v.to_string())));
+            } else if FLAGS.contains(&a.as_str()) {
+                pairs.push((a.clone(), None));
+            } else {
+                let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+                pairs.push((a.clone(), Some(v.clone())));
+            }
+        }
+        Ok(Args { pairs })
+    }
+
+    fn check_known(&self, known: &[&str]) -> Result<(), String> {
+        for (k, _) in &self.pairs {
+            if !known.contains(&k.as_str()) {
+                return Err(format!("unknown option {k}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == name)
+    }
+
+    fn port(&self, name: &str, default: u16) -> Result<u16, String> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| format!("{name}: bad port {v:?}")),
+        }
+    }
+}
+
+fn idp_config(args: &Args, port: u16) -> Result<IdpConfig, String> {
+    let mut cfg = IdpConfig {
+        port,
+        issuer: args.get("--issuer").map(str::to_string),
+        public_base_url: args.get("--public-url").map(str::to_string),
+        ..IdpConfig::default()
+    };
+    if let Some(a) = args.get("--audience") {
+        cfg.audience = a.to_string();
+    }
+    if let Some(t) = args.get("--ttl") {
+        cfg.token_ttl_secs = t.parse().map_err(|_| format!("--ttl: bad number {t:?}"))?;
+    }
+    Ok(cfg)
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn start_idp(cfg: IdpConfig) -> Result<Idp, String> {
+    let port = cfg.port;
+    let idp = Idp::try_start(cfg).map_err(|e| format!("idp: cannot bind port {port}: {e}"))?;
+    say(&format!(
+        "idp      {}  issuer={}  jwks={}  audience={}",
+        idp.base_url(),
+        idp.issuer(),
+        idp.jwks_url(),
+        idp.audience()
+    ));
+    Ok(idp)
+}
+
+fn start_mcp(port: u16, any_host: bool) -> Result<McpDemo, String> {
+    let mcp = McpDemo::try_start(McpDemoConfig { port, any_host })
+        .map_err(|e| format!("mcp: cannot bind port {port}: {e}"))?;
+    say(&format!("mcp      {}", mcp.url()));
+    Ok(mcp)
+}
+
+fn start_recorder(port: u16) -> Result<Recorder, String> {
+    let rec =
+        Recorder::start_on(port).map_err(|e| format!("recorder: cannot bind port {port}: {e}"))?;
+    say(&format!("recorder {}", rec.base_url()));
+    Ok(rec)
+}
+
+fn parse_json_arg(args: &Args, name: &str) -> Result<Option<Value>, String> {
+    args.get(name)
+        .map(|s| serde_json::from_str(s).map_err(|e| format!("{name}: invalid JSON: {e}")))
+        .transpose()
+}
+
+fn body_or_error(resp: devstack::http::HttpResponse, field: &str) -> Result<String, String> {
+    if resp.status != 200 {
+        return Err(format!("HTTP {}: {}", resp.status, resp.text()));
+    }
+    let v = resp.json().map_err(|e| format!("bad JSON response: {e}"))?;
+    v.get(field)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| format!("no {field} in response: {v}"))
+}
+
+fn run(argv: &[String]) -> Result<(), String> {
+    let Some(cmd) = argv.first() else {
+        return Err(USAGE.to_string());
+    };
+    let args = Args::parse(argv.get(1..).unwrap_or(&[]))?;
+    match cmd.as_str() {
+        "idp" => {
+            args.check_known(&["--port", "--issuer", "--audience", "--public-url", "--ttl"])?;
+            let cfg = idp_config(&args, args.port("--port", 9000)?)?;
+            start_idp(cfg)?.wait();
+        }
+        "mcp" => {
+            args.check_known(&["--port", "--any-host"])?;
+            start_mcp(args.port("--port", 9100)?, args.flag("--any-host"))?.wait();
+        }
+        "recorder" => {
+            args.check_known(&["--port"])?;
+            start_recorder(args.port("--port", 9200)?)?.wait();
+        }
+        "all" => {
+            args.check_known(&[
+                "--idp-port",
+                "--mcp-port",
+                "--recorder-port",
+                "--issuer",
+                "--audience",
+                "--public-url",
+                "--ttl",
+                "--any-host",
+            ])?;
+            let cfg = idp_config(&args, args.port("--idp-port", 9000)?)?;
+            let idp = start_idp(cfg)?;
+            let mcp = start_mcp(args.port("--mcp-port", 9100)?, args.flag("--any-host"))?;
+            let rec = match args.get("--recorder-port") {
+                Some(_) => Some(start_recorder(args.port("--recorder-port", 0)?)?),
+                None => None,
+            };
+            say("ready");
+            let _keep = (rec, mcp);
+            idp.wait();
+        }
+        "mint" => {
+            args.check_known(&["--idp", "--claims", "--alg", "--kid", "--header", "--raw"])?;
+            let idp = args
+                .get("--idp")
+                .unwrap_or("http://127.0.0.1:9000")
+                .trim_end_matches('/');
+            let mut req = json!({
+                "claims": parse_json_arg(&args, "--claims")?.unwrap_or_else(|| json!({"sub": "dev-user"})),
+                "alg": args.get("--alg").unwrap_or("RS256"),
+                "raw": args.flag("--raw"),
+            });
+            if let Some(kid) = args.get("--kid") {
+                req["kid"] = json!(kid);
+            }
+            if let Some(h) = parse_json_arg(&args, "--header")? {
+                req["header"] = h;
+            }
+            let resp = devstack::http::post_json(&format!("{idp}/mint"), &req, &[])
+                .map_err(|e| format!("{idp}/mint: {e}"))?;
+            say(&body_or_error(resp, "token")?);
+        }
+        "token" => {
+            args.check_known(&[
+                "--idp",
+                "--client-id",
+                "--client-secret",
+                "--scope",
+                "--resource",
+            ])?;
+            let idp = args
+                .get("--idp")
+                .unwrap_or("http://127.0.0.1:9000")
+                .trim_end_matches('/');
+            let mut form = vec![
+                ("grant_type", "client_credentials"),
+                (
+                    "client_id",
+                    args.get("--client-id").unwrap_or("demo-client"),
+                ),
+                (
+                    "client_secret",
+                    args.get("--client-secret").unwrap_or("demo-secret"),
+                ),
+            ];
+            if let Some(s) = args.get("--scope") {
+                form.push(("scope", s));
+            }
+            if let Some(r) = args.get("--resource") {
+                form.push(("resource", r));
+            }
+            let resp = devstack::http::post_form(&format!("{idp}/token"), &form, &[])
+                .map_err(|e| format!("{idp}/token: {e}"))?;
+            say(&body_or_error(resp, "access_token")?);
+        }
+        "help" | "--help" | "-h" => say(USAGE),
+        other => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    match run(&argv) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("devstack: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

