@@ -89,6 +89,14 @@ struct RawProvider {
     claim_to_headers: Vec<RawClaimToHeader>,
     #[serde(default)]
     require_typ: Option<String>,
+    #[serde(default)]
+    issuers: Vec<String>,
+    #[serde(default)]
+    allowed_tenants: Vec<String>,
+    #[serde(default)]
+    scope_claims: Option<Vec<String>>,
+    #[serde(default)]
+    scope_prefix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +147,33 @@ struct RawRule {
     matcher: RawMatch,
     #[serde(default)]
     requires: Option<RawRequires>,
+    #[serde(default)]
+    required_scopes: Vec<String>,
+    #[serde(default)]
+    mcp: Option<RawMcp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMcp {
+    #[serde(default)]
+    methods: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    tools: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(default)]
+    prompts: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(default)]
+    resources: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(default)]
+    unlisted_methods: Option<String>,
+    #[serde(default)]
+    unlisted_tools: Option<String>,
+    #[serde(default)]
+    unlisted_prompts: Option<String>,
+    #[serde(default)]
+    unlisted_resources: Option<String>,
+    #[serde(default)]
+    max_body_bytes: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -228,7 +263,16 @@ pub struct ClaimToHeader {
 #[derive(Clone, Debug)]
 pub struct Provider {
     pub name: String,
+    /// The first configured issuer (used for discovery and default PRM values).
     pub issuer: String,
+    /// Every accepted issuer: `issuer` then `issuers`; `{tenantid}` templates allowed.
+    pub issuers: Vec<IssuerPattern>,
+    /// With a `{tenantid}` template: the tenants accepted (empty: any).
+    pub allowed_tenants: Vec<String>,
+    /// Claims that carry scopes (default `scope`, `scp`).
+    pub scope_claims: Vec<String>,
+    /// Prefix that makes a configured scope requestable (`api://<id>/`).
+    pub scope_prefix: Option<String>,
     pub audiences: Vec<String>,
     pub keys: KeySource,
     pub algorithms: Vec<Alg>,
@@ -336,7 +380,30 @@ impl RawConfig {
                         })?,
                 ),
             };
-            rules.push(Rule { matcher, requires });
+            let required_scopes =
+                check_scopes(&format!("{field}.required_scopes"), raw.required_scopes)?;
+            let mcp = match raw.mcp {
+                None => None,
+                Some(_) if requires.is_none() => {
+                    return Err(ConfigError::new(
+                        format!("{field}.mcp"),
+                        "MCP checks need a token: add requires.provider_name",
+                    ))
+                }
+                Some(m) => Some(m.validate(&format!("{field}.mcp"))?),
+            };
+            if !required_scopes.is_empty() && requires.is_none() {
+                return Err(ConfigError::new(
+                    format!("{field}.required_scopes"),
+                    "scopes need a token: add requires.provider_name",
+                ));
+            }
+            rules.push(Rule {
+                matcher,
+                requires,
+                required_scopes,
+                mcp,
+            });
         }
 
         let unmatched = match self.unmatched.as_deref() {
@@ -504,8 +571,61 @@ impl RawProvider {
             }
         }
 
+        let mut issuers = vec![IssuerPattern::parse(&self.issuer)];
+        for (i, iss) in self.issuers.iter().enumerate() {
+            if iss.trim().is_empty() {
+                return Err(ConfigError::new(
+                    format!("{}[{i}]", field("issuers")),
+                    "must not be empty",
+                ));
+            }
+            let p = IssuerPattern::parse(iss);
+            if !issuers.contains(&p) {
+                issuers.push(p);
+            }
+        }
+        if let Some(i) = self.allowed_tenants.iter().position(|t| !is_guid(t)) {
+            return Err(ConfigError::new(
+                format!("{}[{i}]", field("allowed_tenants")),
+                "a tenant id is a GUID like 72f988bf-86f1-41af-91ab-2d7cd011db47",
+            ));
+        }
+        if !self.allowed_tenants.is_empty()
+            && !issuers
+                .iter()
+                .any(|i| matches!(i, IssuerPattern::Tenant { .. }))
+        {
+            return Err(ConfigError::new(
+                field("allowed_tenants"),
+                "only applies to an issuer with a {tenantid} placeholder",
+            ));
+        }
+        let scope_claims = match self.scope_claims {
+            None => vec!["scope".to_string(), "scp".to_string()],
+            Some(list) if list.is_empty() || list.iter().any(|c| c.is_empty()) => {
+                return Err(ConfigError::new(
+                    field("scope_claims"),
+                    "list the claims that carry scopes, e.g. [\"scope\", \"scp\", \"roles\"]",
+                ))
+            }
+            Some(list) => list,
+        };
+        if self
+            .scope_prefix
+            .as_deref()
+            .is_some_and(|p| p.is_empty() || p.contains(' '))
+        {
+            return Err(ConfigError::new(
+                field("scope_prefix"),
+                "must be non-empty, without spaces",
+            ));
+        }
         Ok(Provider {
             name: name.to_string(),
+            issuers,
+            allowed_tenants: self.allowed_tenants,
+            scope_claims,
+            scope_prefix: self.scope_prefix,
             issuer: self.issuer,
             audiences: self.audiences,
             keys,
@@ -618,6 +738,122 @@ impl RawRemote {
             },
             cold_start_wait,
             max_response_bytes,
+        })
+    }
+}
+
+/// An accepted `iss` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IssuerPattern {
+    Exact(String),
+    /// `https://login.microsoftonline.com/{tenantid}/v2.0`: the token's `tid` (a GUID)
+    /// fills the placeholder.
+    Tenant {
+        before: String,
+        after: String,
+    },
+}
+
+impl IssuerPattern {
+    fn parse(s: &str) -> IssuerPattern {
+        match s.split_once("{tenantid}") {
+            Some((before, after)) => IssuerPattern::Tenant {
+                before: before.to_string(),
+                after: after.to_string(),
+            },
+            None => IssuerPattern::Exact(s.to_string()),
+        }
+    }
+}
+
+/// Whether `s` looks like a GUID (8-4-4-4-12 hex digits), the form of an Entra tenant id.
+pub fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn check_scopes(field: &str, scopes: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    for (i, s) in scopes.iter().enumerate() {
+        let valid = !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        if !valid {
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                "a scope is one or more visible ASCII characters without '\"' or '\\'",
+            ));
+        }
+    }
+    Ok(scopes)
+}
+
+fn unlisted(
+    field: &str,
+    v: Option<String>,
+) -> Result<Option<crate::policy::Unlisted>, ConfigError> {
+    use crate::policy::Unlisted;
+    match v.as_deref() {
+        None => Ok(None),
+        Some("allow") => Ok(Some(Unlisted::Allow)),
+        Some("deny") => Ok(Some(Unlisted::Deny)),
+        Some(other) => Err(ConfigError::new(
+            field,
+            format!("{other:?} is not \"allow\" or \"deny\""),
+        )),
+    }
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+impl RawMcp {
+    fn validate(self, field: &str) -> Result<crate::policy::McpRule, ConfigError> {
+        use crate::policy::{McpRule, ScopeMap};
+        let map = |name: &str,
+                   entries: BTreeMap<String, Vec<String>>,
+                   u: Option<String>|
+         -> Result<ScopeMap, ConfigError> {
+            let mut out = BTreeMap::new();
+            for (k, v) in entries {
+                if k.is_empty() {
+                    return Err(ConfigError::new(
+                        format!("{field}.{name}"),
+                        "names must not be empty",
+                    ));
+                }
+                let scopes = check_scopes(&format!("{field}.{name}.{k}"), v)?;
+                out.insert(k, scopes);
+            }
+            Ok(ScopeMap {
+                entries: out,
+                unlisted: unlisted(&format!("{field}.unlisted_{name}"), u)?,
+            })
+        };
+        let optional = |name: &str,
+                        entries: Option<BTreeMap<String, Vec<String>>>,
+                        u: Option<String>|
+         -> Result<Option<ScopeMap>, ConfigError> {
+            match (entries, u) {
+                (None, None) => Ok(None),
+                (e, u) => map(name, e.unwrap_or_default(), u).map(Some),
+            }
+        };
+        let max_body_bytes = self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if !(1024..=64 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(ConfigError::new(
+                format!("{field}.max_body_bytes"),
+                "must be between 1024 and 67108864",
+            ));
+        }
+        Ok(McpRule {
+            methods: map("methods", self.methods, self.unlisted_methods)?,
+            tools: optional("tools", self.tools, self.unlisted_tools)?,
+            prompts: optional("prompts", self.prompts, self.unlisted_prompts)?,
+            resources: optional("resources", self.resources, self.unlisted_resources)?,
+            max_body_bytes,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! → token extraction → keys → verification → claim headers. Every "no" is a [`Response`]
 //! the filter sends itself, so a denied request never reaches the backend.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -12,6 +13,8 @@ use crate::challenge::{BearerError, Challenge};
 use crate::config::{Config, KeySource, Provider};
 use crate::extract::{self, ExtractError};
 use crate::jwks::KeySet;
+use crate::mcp;
+use crate::policy::{self, Needs, Verdict};
 use crate::prm;
 use crate::response::{Response, EXPOSE_HEADERS, MCP_ALLOW_HEADERS};
 use crate::rules::{self, Unmatched};
@@ -30,6 +33,9 @@ pub struct Request<'a> {
     pub authorization: Vec<&'a str>,
     pub origin: Option<&'a str>,
     pub access_control_request_method: Option<&'a str>,
+    /// MCP 2026-07-28 `Mcp-Method` / `Mcp-Name` headers (checked against the body).
+    pub mcp_method: Option<&'a str>,
+    pub mcp_name: Option<&'a str>,
 }
 
 /// Where the current key set of a provider comes from at request time.
@@ -88,11 +94,29 @@ pub enum Retry {
     UnknownKid(usize),
 }
 
+/// What the body check needs to know from the header phase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BodyCheck {
+    pub rule: usize,
+    pub provider: usize,
+    pub granted: BTreeSet<String>,
+    pub mcp_method: Option<String>,
+    pub mcp_name: Option<String>,
+    pub resource_metadata: Option<String>,
+}
+
 /// The verdict.
 #[derive(Clone, Debug)]
 pub enum Decision {
     Continue {
         forward: Forward,
+        outcome: Outcome,
+    },
+    /// The token is good; apply `forward` now, then hold the request until its body has
+    /// been checked with [`decide_body`].
+    NeedBody {
+        forward: Forward,
+        check: BodyCheck,
         outcome: Outcome,
     },
     Respond {
@@ -105,7 +129,9 @@ pub enum Decision {
 impl Decision {
     pub fn outcome(&self) -> &Outcome {
         match self {
-            Decision::Continue { outcome, .. } | Decision::Respond { outcome, .. } => outcome,
+            Decision::Continue { outcome, .. }
+            | Decision::NeedBody { outcome, .. }
+            | Decision::Respond { outcome, .. } => outcome,
         }
     }
 }
@@ -149,7 +175,7 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
         remove_headers: cfg.claim_header_names.clone(),
         set_headers: Vec::new(),
     };
-    let Some((_, rule)) = rule else {
+    let Some((rule_index, rule)) = rule else {
         return match cfg.unmatched {
             Unmatched::Allow => Decision::Continue {
                 forward: strip_claim_headers,
@@ -228,12 +254,34 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
     };
 
     match verify::verify(token, provider, &key_set, now) {
-        Ok(verified) => Decision::Continue {
-            forward: forward_for(cfg, provider, &verified.claims),
-            outcome: Outcome::Allowed {
+        Ok(verified) => {
+            let granted = policy::granted_scopes(&verified.claims, &provider.scope_claims);
+            let mut needs = Needs::default();
+            needs.add(&rule.required_scopes);
+            let prefix = provider.scope_prefix.as_deref();
+            if let Some(refusal) = refuse(&needs, &granted, prefix, metadata.as_deref()) {
+                return refusal;
+            }
+            let forward = forward_for(cfg, provider, &verified.claims);
+            let outcome = Outcome::Allowed {
                 provider: provider.name.clone(),
-            },
-        },
+            };
+            match &rule.mcp {
+                Some(_) if req.method == "POST" => Decision::NeedBody {
+                    forward,
+                    check: BodyCheck {
+                        rule: rule_index,
+                        provider: provider_index,
+                        granted,
+                        mcp_method: req.mcp_method.map(str::to_string),
+                        mcp_name: req.mcp_name.map(str::to_string),
+                        resource_metadata: metadata,
+                    },
+                    outcome,
+                },
+                _ => Decision::Continue { forward, outcome },
+            }
+        }
         Err(e) => {
             let text = e.to_string();
             let d = denied(
@@ -246,6 +294,122 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
                 _ => d,
             }
         }
+    }
+}
+
+/// A 403 if `needs` are not met by `granted`.
+fn refuse(
+    needs: &Needs,
+    granted: &BTreeSet<String>,
+    prefix: Option<&str>,
+    metadata: Option<&str>,
+) -> Option<Decision> {
+    match needs.check(granted, prefix) {
+        Verdict::Allow => None,
+        Verdict::InsufficientScope { needed, missing } => {
+            let text = format!("the token lacks scope {}", missing.join(" "));
+            let scope = needed.join(" ");
+            let r = Challenge {
+                error: Some(BearerError::InsufficientScope),
+                description: Some(&text),
+                resource_metadata: metadata,
+                scope: Some(&scope),
+            }
+            .response();
+            Some(denied(r, "insufficient_scope", text))
+        }
+        Verdict::Forbidden(text) => {
+            let r = Response::new(403)
+                .header("access-control-allow-origin", "*")
+                .header("access-control-expose-headers", EXPOSE_HEADERS)
+                .error_body("access_denied", &text);
+            Some(denied(r, "forbidden", text))
+        }
+    }
+}
+
+/// A 400/413 answer with a JSON-RPC error body.
+pub fn jsonrpc_error(
+    status: u16,
+    id: &Value,
+    code: i64,
+    message: &str,
+    reason: &'static str,
+) -> Decision {
+    let r = Response::new(status)
+        .header("access-control-allow-origin", "*")
+        .header("access-control-expose-headers", EXPOSE_HEADERS)
+        .json(&mcp::error_body(id, code, message));
+    denied(r, reason, message.to_string())
+}
+
+/// The body check of an MCP POST: JSON-RPC shape, `Mcp-Method`/`Mcp-Name` agreement, and the
+/// scopes every message needs (union over a batch).
+pub fn decide_body(cfg: &Config, check: &BodyCheck, body: &[u8]) -> Decision {
+    let (Some(rule), Some(provider)) =
+        (cfg.rules.get(check.rule), cfg.providers.get(check.provider))
+    else {
+        return jsonrpc_error(500, &Value::Null, -32603, "filter state lost", "internal");
+    };
+    let Some(mcp_rule) = &rule.mcp else {
+        return Decision::Continue {
+            forward: Forward::default(),
+            outcome: Outcome::Allowed {
+                provider: provider.name.clone(),
+            },
+        };
+    };
+    if body.len() > mcp_rule.max_body_bytes {
+        let text = format!(
+            "request body of {} bytes exceeds the {}-byte limit",
+            body.len(),
+            mcp_rule.max_body_bytes
+        );
+        return jsonrpc_error(413, &Value::Null, -32600, &text, "body_too_large");
+    }
+    let messages = match mcp::parse_body(body) {
+        Ok(m) => m,
+        Err(e) => {
+            return jsonrpc_error(
+                400,
+                &Value::Null,
+                e.code(),
+                &e.to_string(),
+                "invalid_jsonrpc",
+            )
+        }
+    };
+    let id = mcp::reply_id(&messages);
+    if let Some(text) = mcp::header_mismatch(
+        &messages,
+        check.mcp_method.as_deref(),
+        check.mcp_name.as_deref(),
+    ) {
+        return jsonrpc_error(
+            400,
+            &id,
+            -32600,
+            &format!("Invalid Request: {text}"),
+            "header_mismatch",
+        );
+    }
+    let mut needs = Needs::default();
+    needs.add(&rule.required_scopes);
+    needs.add_messages(mcp_rule, &messages);
+    let prefix = provider.scope_prefix.as_deref();
+    if let Some(refusal) = refuse(
+        &needs,
+        &check.granted,
+        prefix,
+        check.resource_metadata.as_deref(),
+    ) {
+        return refusal;
+    }
+    Decision::Continue {
+        forward: Forward::default(),
+        outcome: Outcome::Allowed {
+            provider: provider.name.clone(),
+        },
     }
 }
 
@@ -442,7 +606,7 @@ mod tests {
             Decision::Respond {
                 response, outcome, ..
             } => (response, outcome),
-            Decision::Continue { .. } => panic!("expected a local response, got {d:?}"),
+            other => panic!("expected a local response, got {other:?}"),
         }
     }
 
@@ -777,6 +941,165 @@ mod tests {
             Decision::Respond { retry, .. } => assert_eq!(retry, None),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn mcp_config() -> Config {
+        config(json!({
+            "rules": [
+                {"match": {"prefix": "/mcp"}, "requires": {"provider_name": "idp"},
+                 "required_scopes": ["mcp.use"],
+                 "mcp": {"tools": {"add": ["calculator.add"], "subtract": ["calculator.subtract"]},
+                         "methods": {"resources/read": ["files.read"]}}}
+            ]
+        }))
+    }
+
+    fn scoped(scp: &str) -> String {
+        let mut c = claims();
+        c["scp"] = json!(scp);
+        format!("Bearer {}", token(c))
+    }
+
+    fn need_body(d: Decision) -> BodyCheck {
+        match d {
+            Decision::NeedBody { check, .. } => check,
+            other => panic!("expected NeedBody, got {other:?}"),
+        }
+    }
+
+    fn call(tool: &str, id: u32) -> Value {
+        json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{}}})
+    }
+
+    #[test]
+    fn required_scopes_are_checked_in_the_header_phase() {
+        let cfg = mcp_config();
+        let t = scoped("calculator.add");
+        let (r, o) = respond(run(&cfg, &req("GET", "/mcp", vec![&t])));
+        assert_eq!((r.status, reason(&o)), (403, "insufficient_scope"));
+        let www = r.get_header("www-authenticate").unwrap_or("");
+        assert!(www.starts_with("Bearer error=\"insufficient_scope\", error_description=\"the token lacks scope mcp.use\""), "{www}");
+        assert!(www.contains("scope=\"mcp.use\""), "{www}");
+        // GET (SSE) with the rule's scope passes without a body check.
+        let t = scoped("mcp.use");
+        assert!(matches!(
+            run(&cfg, &req("GET", "/mcp", vec![&t])),
+            Decision::Continue { .. }
+        ));
+        // An expired token is 401 even when scopes are short too.
+        let mut c = claims();
+        c["exp"] = json!(NOW - 600);
+        let t = format!("Bearer {}", token(c));
+        let (r, _) = respond(run(&cfg, &req("POST", "/mcp", vec![&t])));
+        assert_eq!(r.status, 401);
+    }
+
+    #[test]
+    fn mcp_bodies_are_checked_per_tool() {
+        let cfg = mcp_config();
+        let t = scoped("mcp.use calculator.add");
+        let check = need_body(run(&cfg, &req("POST", "/mcp", vec![&t])));
+        let body = |v: Value| v.to_string().into_bytes();
+
+        assert!(matches!(
+            decide_body(&cfg, &check, &body(call("add", 1))),
+            Decision::Continue { .. }
+        ));
+        let (r, o) = respond(decide_body(&cfg, &check, &body(call("subtract", 2))));
+        assert_eq!((r.status, reason(&o)), (403, "insufficient_scope"));
+        let www = r.get_header("www-authenticate").unwrap_or("");
+        assert!(
+            www.contains("scope=\"calculator.subtract mcp.use\""),
+            "{www}"
+        );
+        assert!(www.contains("lacks scope calculator.subtract"), "{www}");
+        assert!(www.contains("resource_metadata="), "{www}");
+
+        // A batch with one forbidden call is refused as a whole.
+        let batch = json!([call("add", 1), call("subtract", 2)]);
+        let (r, _) = respond(decide_body(&cfg, &check, &body(batch)));
+        assert_eq!(r.status, 403);
+        // Unlisted tools are denied when a tools map exists.
+        let (r, o) = respond(decide_body(&cfg, &check, &body(call("rm", 3))));
+        assert_eq!((r.status, reason(&o)), (403, "forbidden"));
+        // Methods not listed pass; notifications and responses pass.
+        let list = json!({"jsonrpc":"2.0","id":4,"method":"tools/list"});
+        assert!(matches!(
+            decide_body(&cfg, &check, &body(list)),
+            Decision::Continue { .. }
+        ));
+        let note = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+        assert!(matches!(
+            decide_body(&cfg, &check, &body(note)),
+            Decision::Continue { .. }
+        ));
+        // resources/read needs files.read.
+        let read =
+            json!({"jsonrpc":"2.0","id":5,"method":"resources/read","params":{"uri":"file:///x"}});
+        let (r, _) = respond(decide_body(&cfg, &check, &body(read)));
+        assert_eq!(r.status, 403);
+    }
+
+    #[test]
+    fn malformed_bodies_and_header_mismatch_are_400_with_jsonrpc_errors() {
+        let cfg = mcp_config();
+        let t = scoped("mcp.use calculator.add");
+        let check = need_body(run(&cfg, &req("POST", "/mcp", vec![&t])));
+        let (r, o) = respond(decide_body(&cfg, &check, b"{not json"));
+        assert_eq!((r.status, reason(&o)), (400, "invalid_jsonrpc"));
+        let b: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(b["error"]["code"], -32700);
+        assert_eq!(b["jsonrpc"], "2.0");
+        let (r, _) = respond(decide_body(&cfg, &check, br#"{"jsonrpc":"2.0","id":9}"#));
+        assert_eq!(r.status, 400);
+
+        let mut rq = req("POST", "/mcp", vec![&t]);
+        rq.mcp_method = Some("tools/call");
+        rq.mcp_name = Some("subtract");
+        let check = need_body(run(&cfg, &rq));
+        let (r, o) = respond(decide_body(
+            &cfg,
+            &check,
+            call("add", 7).to_string().as_bytes(),
+        ));
+        assert_eq!((r.status, reason(&o)), (400, "header_mismatch"));
+        let b: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(b["id"], 7);
+        rq.mcp_name = Some("add");
+        let check = need_body(run(&cfg, &rq));
+        assert!(matches!(
+            decide_body(&cfg, &check, call("add", 7).to_string().as_bytes()),
+            Decision::Continue { .. }
+        ));
+        // Oversized bodies.
+        let big = vec![b' '; 2 * 1024 * 1024];
+        let (r, _) = respond(decide_body(&cfg, &check, &big));
+        assert_eq!(r.status, 413);
+    }
+
+    #[test]
+    fn scope_prefix_and_roles() {
+        let mut cfg = mcp_config();
+        cfg.providers[0].scope_prefix = Some("api://demo/".into());
+        cfg.providers[0].scope_claims = vec!["scp".into(), "roles".into()];
+        let mut c = claims();
+        c["roles"] = json!(["api://demo/mcp.use", "calculator.add"]);
+        let t = format!("Bearer {}", token(c));
+        let check = need_body(run(&cfg, &req("POST", "/mcp", vec![&t])));
+        assert!(matches!(
+            decide_body(&cfg, &check, call("add", 1).to_string().as_bytes()),
+            Decision::Continue { .. }
+        ));
+        let (r, _) = respond(decide_body(
+            &cfg,
+            &check,
+            call("subtract", 1).to_string().as_bytes(),
+        ));
+        let www = r.get_header("www-authenticate").unwrap_or("");
+        assert!(
+            www.contains("scope=\"api://demo/calculator.subtract api://demo/mcp.use\""),
+            "{www}"
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod fetch;
 pub mod json;
 pub mod jwks;
 pub mod keys;
+pub mod mcp;
+pub mod policy;
 pub mod prm;
 pub mod response;
 pub mod rules;

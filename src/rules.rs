@@ -30,6 +30,10 @@ pub struct Rule {
     pub matcher: PathMatch,
     /// Index into `Config::providers`; `None` lets the request through without a token.
     pub requires: Option<usize>,
+    /// Scopes every request on this rule needs (all of them).
+    pub required_scopes: Vec<String>,
+    /// MCP-aware checks of POST bodies (methods, tools, prompts, resources).
+    pub mcp: Option<crate::policy::McpRule>,
 }
 
 /// What happens to a path no rule matches.
@@ -72,6 +76,8 @@ mod tests {
         Rule {
             matcher: m,
             requires,
+            required_scopes: Vec::new(),
+            mcp: None,
         }
     }
 

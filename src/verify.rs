@@ -9,7 +9,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::b64;
-use crate::config::Provider;
+use crate::config::{is_guid, IssuerPattern, Provider};
 use crate::json::parse_object;
 use crate::jwks::KeySet;
 use crate::signature::{self, printable, Alg, AlgError};
@@ -62,7 +62,11 @@ pub enum VerifyError {
         now: u64,
     },
     Issuer(Option<String>),
+    /// A `{tenantid}` issuer whose tenant is not a GUID or not allowed.
+    Tenant(String),
     Audience,
+    /// A Microsoft Graph token: it was never meant for this API.
+    GraphToken,
     /// A registered claim has the wrong JSON type.
     InvalidClaim(&'static str),
 }
@@ -84,8 +88,8 @@ impl VerifyError {
             VerifyError::MissingExp => "malformed",
             VerifyError::Expired { .. } => "expired",
             VerifyError::NotYetValid { .. } | VerifyError::IssuedInFuture { .. } => "not_yet_valid",
-            VerifyError::Issuer(_) => "issuer",
-            VerifyError::Audience => "audience",
+            VerifyError::Issuer(_) | VerifyError::Tenant(_) => "issuer",
+            VerifyError::Audience | VerifyError::GraphToken => "audience",
         }
     }
 }
@@ -145,6 +149,11 @@ impl fmt::Display for VerifyError {
                 write!(f, "issuer {:?} is not accepted", printable(iss))
             }
             VerifyError::Issuer(None) => write!(f, "the token has no iss claim"),
+            VerifyError::Tenant(t) => write!(f, "tenant {:?} is not accepted", printable(t)),
+            VerifyError::GraphToken => write!(
+                f,
+                "this is a Microsoft Graph token, not a token for this API: the client requested no scope of this API (request api://<app-id>/.default or one of its scopes)"
+            ),
             VerifyError::Audience => write!(f, "the token's audience is not accepted"),
             VerifyError::InvalidClaim(name) => write!(f, "claim {name} has the wrong type"),
         }
@@ -231,14 +240,61 @@ pub fn check_times(claims: &Map<String, Value>, now: u64, skew: u64) -> Result<f
     Ok(exp)
 }
 
-/// `iss` must equal the provider's issuer exactly (no trailing-slash or case folding).
-pub fn check_issuer(claims: &Map<String, Value>, issuer: &str) -> Result<(), VerifyError> {
-    match claims.get("iss") {
-        Some(Value::String(iss)) if iss == issuer => Ok(()),
-        Some(Value::String(iss)) => Err(VerifyError::Issuer(Some(iss.clone()))),
-        Some(_) => Err(VerifyError::InvalidClaim("iss")),
-        None => Err(VerifyError::Issuer(None)),
+/// `iss` must equal one of the provider's issuers exactly (no trailing-slash or case
+/// folding). A `{tenantid}` issuer takes the token's `tid`, which must be a GUID (and in
+/// `allowed_tenants` when that is set).
+pub fn check_issuer(
+    claims: &Map<String, Value>,
+    issuers: &[IssuerPattern],
+    allowed_tenants: &[String],
+) -> Result<(), VerifyError> {
+    let iss = match claims.get("iss") {
+        Some(Value::String(iss)) => iss,
+        Some(_) => return Err(VerifyError::InvalidClaim("iss")),
+        None => return Err(VerifyError::Issuer(None)),
+    };
+    let mut tenant_error = None;
+    for pattern in issuers {
+        match pattern {
+            IssuerPattern::Exact(e) if e == iss => return Ok(()),
+            IssuerPattern::Exact(_) => {}
+            IssuerPattern::Tenant { before, after } => {
+                let middle = iss
+                    .strip_prefix(before.as_str())
+                    .and_then(|rest| rest.strip_suffix(after.as_str()));
+                let Some(middle) = middle else { continue };
+                let tid = claims.get("tid").and_then(Value::as_str).unwrap_or("");
+                if !is_guid(middle) || middle != tid {
+                    tenant_error = Some(VerifyError::Tenant(middle.to_string()));
+                    continue;
+                }
+                if allowed_tenants.is_empty()
+                    || allowed_tenants.iter().any(|t| t.eq_ignore_ascii_case(tid))
+                {
+                    return Ok(());
+                }
+                tenant_error = Some(VerifyError::Tenant(tid.to_string()));
+            }
+        }
     }
+    Err(tenant_error.unwrap_or_else(|| VerifyError::Issuer(Some(iss.clone()))))
+}
+
+/// Microsoft Graph's application id, the `aud` of Graph access tokens.
+pub const GRAPH_AUDIENCES: [&str; 3] = [
+    "00000003-0000-0000-c000-000000000000",
+    "https://graph.microsoft.com",
+    "https://graph.microsoft.com/",
+];
+
+fn is_graph_token(header: &Map<String, Value>, claims: &Map<String, Value>) -> bool {
+    let graph_aud = |v: &Value| v.as_str().is_some_and(|a| GRAPH_AUDIENCES.contains(&a));
+    header.contains_key("nonce")
+        || match claims.get("aud") {
+            Some(Value::Array(list)) => list.iter().any(graph_aud),
+            Some(v) => graph_aud(v),
+            None => false,
+        }
 }
 
 /// `aud` (a string or an array of strings) must contain one of `audiences`, exactly.
@@ -315,8 +371,11 @@ pub fn verify(
         check_typ(header, required)?;
     }
 
+    if is_graph_token(header, &parsed.claims) {
+        return Err(VerifyError::GraphToken);
+    }
     let exp = check_times(&parsed.claims, now, provider.clock_skew_seconds)?;
-    check_issuer(&parsed.claims, &provider.issuer)?;
+    check_issuer(&parsed.claims, &provider.issuers, &provider.allowed_tenants)?;
     check_audience(&parsed.claims, &provider.audiences)?;
 
     let candidates: Vec<_> = keys.candidates(alg, kid).collect();
@@ -420,24 +479,124 @@ mod tests {
         );
     }
 
+    fn exact(s: &str) -> Vec<IssuerPattern> {
+        vec![IssuerPattern::Exact(s.to_string())]
+    }
+
     #[test]
     fn issuer_is_exact() {
         let iss = "https://idp.example.com/";
-        assert!(check_issuer(&claims(json!({"iss": iss})), iss).is_ok());
+        assert!(check_issuer(&claims(json!({"iss": iss})), &exact(iss), &[]).is_ok());
         for bad in ["https://idp.example.com", "https://IDP.example.com/", ""] {
             assert!(matches!(
-                check_issuer(&claims(json!({"iss": bad})), iss),
+                check_issuer(&claims(json!({"iss": bad})), &exact(iss), &[]),
                 Err(VerifyError::Issuer(Some(_)))
             ));
         }
         assert_eq!(
-            check_issuer(&claims(json!({})), iss),
+            check_issuer(&claims(json!({})), &exact(iss), &[]),
             Err(VerifyError::Issuer(None))
         );
         assert_eq!(
-            check_issuer(&claims(json!({"iss": 1})), iss),
+            check_issuer(&claims(json!({"iss": 1})), &exact(iss), &[]),
             Err(VerifyError::InvalidClaim("iss"))
         );
+    }
+
+    #[test]
+    fn entra_v1_v2_and_tenant_template() {
+        let tid = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let other = "11111111-2222-3333-4444-555555555555";
+        let issuers = vec![
+            IssuerPattern::Exact(format!("https://sts.windows.net/{tid}/")),
+            IssuerPattern::Tenant {
+                before: "https://login.microsoftonline.com/".into(),
+                after: "/v2.0".into(),
+            },
+        ];
+        let c = |iss: String, t: &str| claims(json!({"iss": iss, "tid": t}));
+        assert!(check_issuer(
+            &c(format!("https://sts.windows.net/{tid}/"), tid),
+            &issuers,
+            &[]
+        )
+        .is_ok());
+        assert!(check_issuer(
+            &c(format!("https://login.microsoftonline.com/{tid}/v2.0"), tid),
+            &issuers,
+            &[]
+        )
+        .is_ok());
+        // tid must equal the placeholder value.
+        assert_eq!(
+            check_issuer(
+                &c(
+                    format!("https://login.microsoftonline.com/{tid}/v2.0"),
+                    other
+                ),
+                &issuers,
+                &[]
+            ),
+            Err(VerifyError::Tenant(tid.into()))
+        );
+        // Not a GUID.
+        assert!(matches!(
+            check_issuer(
+                &c(
+                    "https://login.microsoftonline.com/common/v2.0".into(),
+                    "common"
+                ),
+                &issuers,
+                &[]
+            ),
+            Err(VerifyError::Tenant(_))
+        ));
+        // Allow-list.
+        let allowed = vec![other.to_string()];
+        assert_eq!(
+            check_issuer(
+                &c(format!("https://login.microsoftonline.com/{tid}/v2.0"), tid),
+                &issuers,
+                &allowed
+            ),
+            Err(VerifyError::Tenant(tid.into()))
+        );
+        assert!(check_issuer(
+            &c(
+                format!("https://login.microsoftonline.com/{other}/v2.0"),
+                other
+            ),
+            &issuers,
+            &allowed
+        )
+        .is_ok());
+        // v1 issuer of another tenant is just a wrong issuer.
+        assert!(matches!(
+            check_issuer(
+                &c(format!("https://sts.windows.net/{other}/"), other),
+                &issuers,
+                &[]
+            ),
+            Err(VerifyError::Issuer(Some(_)))
+        ));
+    }
+
+    #[test]
+    fn graph_tokens_are_recognised() {
+        let h = claims(json!({"alg": "RS256"}));
+        assert!(is_graph_token(
+            &h,
+            &claims(json!({"aud": "00000003-0000-0000-c000-000000000000"}))
+        ));
+        assert!(is_graph_token(
+            &h,
+            &claims(json!({"aud": ["https://graph.microsoft.com"]}))
+        ));
+        assert!(is_graph_token(
+            &claims(json!({"alg": "RS256", "nonce": "x"})),
+            &claims(json!({"aud": "api://a"}))
+        ));
+        assert!(!is_graph_token(&h, &claims(json!({"aud": "api://a"}))));
     }
 
     #[test]

@@ -141,3 +141,11 @@ pub fn switch_to(context_id: u32) -> bool {
 pub fn resume_request() {
     let _ = hostcalls::resume_http_request();
 }
+
+/// The buffered request body (up to `size` bytes).
+pub fn request_body(size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}

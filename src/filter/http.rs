@@ -1,5 +1,12 @@
-//! HttpContext: request headers in → `decide` → local response, continue, or wait for keys.
+//! HttpContext: request headers (and, for MCP rules, the body) in → `decide` → local
+//! response, continue, or hold the request while keys are fetched or the body arrives.
+//!
+//! A held request is in [`Shared::holds`], so the root context can finish it (wake-ups,
+//! deadlines) and body callbacks never let a held request slip through: only a finished,
+//! allowed request returns `Continue`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
@@ -10,8 +17,36 @@ use super::host::{self, Metrics};
 use super::keycache::KeyCache;
 use super::waiters::{self, Waiter, Waiters};
 use crate::config::{Config, KeySource};
-use crate::decide::{decide, Decision, Outcome, Request, Retry};
+use crate::decide::{
+    decide, decide_body, jsonrpc_error, BodyCheck, Decision, Forward, Outcome, Request, Retry,
+};
 use crate::response::Response;
+
+/// How long a request may take to deliver its body before it is refused.
+pub const BODY_TIMEOUT_MS: u64 = 15_000;
+
+/// Why a request is held.
+pub enum Phase {
+    /// Waiting for keys (cold start or unknown kid); body data is buffered meanwhile.
+    Keys,
+    /// Token checked; waiting for the whole body to check the MCP messages.
+    Body(BodyCheck),
+    /// Answered locally; nothing may pass any more.
+    Refused,
+}
+
+pub struct Hold {
+    pub phase: Phase,
+    pub headers: Vec<(String, String)>,
+    /// The complete body, if it arrived while the request waited for keys
+    /// (`Err(size)` when it was over the limit).
+    pub body: Option<Result<Vec<u8>, usize>>,
+    /// The request had no body at all.
+    pub no_body: bool,
+    pub body_deadline: Option<u64>,
+}
+
+pub type Holds = Rc<RefCell<HashMap<u32, Hold>>>;
 
 /// Everything a request needs from its VM.
 #[derive(Clone)]
@@ -20,6 +55,7 @@ pub struct Shared {
     pub metrics: Rc<Metrics>,
     pub cache: Rc<KeyCache>,
     pub waiters: Waiters,
+    pub holds: Holds,
 }
 
 pub struct Http {
@@ -50,6 +86,8 @@ pub fn request_from(headers: &[(String, String)]) -> Request<'_> {
             .collect(),
         origin: first(headers, "origin"),
         access_control_request_method: first(headers, "access-control-request-method"),
+        mcp_method: first(headers, "mcp-method"),
+        mcp_name: first(headers, "mcp-name"),
     }
 }
 
@@ -72,28 +110,123 @@ pub fn record(metrics: &Metrics, outcome: &Outcome, headers: &[(String, String)]
     }
 }
 
-/// Carries out a final decision on the current (effective) request.
-pub fn apply(metrics: &Metrics, decision: Decision, headers: &[(String, String)]) -> Action {
-    record(metrics, decision.outcome(), headers);
+pub fn send(r: &Response) {
+    host::send_response(r.status, &r.headers, &r.body);
+}
+
+fn apply_forward(forward: &Forward) {
+    for name in &forward.remove_headers {
+        host::remove_request_header(name);
+    }
+    for (name, value) in &forward.set_headers {
+        host::add_request_header(name, value);
+    }
+}
+
+/// The largest body any MCP rule accepts (bodies buffered while waiting for keys).
+fn body_limit(config: &Config, check: Option<&BodyCheck>) -> usize {
+    match check {
+        Some(c) => config
+            .rules
+            .get(c.rule)
+            .and_then(|r| r.mcp.as_ref())
+            .map_or(crate::config::DEFAULT_MAX_BODY_BYTES, |m| m.max_body_bytes),
+        None => config
+            .rules
+            .iter()
+            .filter_map(|r| r.mcp.as_ref().map(|m| m.max_body_bytes))
+            .max()
+            .unwrap_or(crate::config::DEFAULT_MAX_BODY_BYTES),
+    }
+}
+
+fn too_large(limit: usize) -> Decision {
+    jsonrpc_error(
+        413,
+        &serde_json::Value::Null,
+        -32600,
+        &format!("Invalid Request: the body exceeds the {limit}-byte limit"),
+        "body_too_large",
+    )
+}
+
+/// Carries out a decision for request `id` (the current effective context). Returns
+/// `Continue` only when the request may go on to the backend now.
+pub fn finish(s: &Shared, id: u32, decision: Decision, headers: Vec<(String, String)>) -> Action {
     match decision {
-        Decision::Continue { forward, .. } => {
-            for name in &forward.remove_headers {
-                host::remove_request_header(name);
-            }
-            for (name, value) in &forward.set_headers {
-                host::add_request_header(name, value);
-            }
+        Decision::Continue { forward, outcome } => {
+            record(&s.metrics, &outcome, &headers);
+            apply_forward(&forward);
+            s.holds.borrow_mut().remove(&id);
             Action::Continue
         }
-        Decision::Respond { response, .. } => {
+        Decision::Respond {
+            response, outcome, ..
+        } => {
+            record(&s.metrics, &outcome, &headers);
             send(&response);
+            refuse_hold(s, id, headers);
             Action::Pause
+        }
+        Decision::NeedBody { forward, check, .. } => {
+            apply_forward(&forward);
+            let previous = s.holds.borrow_mut().remove(&id);
+            let (body, no_body) = previous.map_or((None, false), |h| (h.body, h.no_body));
+            match (body, no_body) {
+                (_, true) => {
+                    let d = decide_body(&s.config, &check, b"");
+                    finish(s, id, d, headers)
+                }
+                (Some(Ok(bytes)), _) => {
+                    let d = decide_body(&s.config, &check, &bytes);
+                    finish(s, id, d, headers)
+                }
+                (Some(Err(_)), _) => {
+                    let limit = body_limit(&s.config, Some(&check));
+                    finish(s, id, too_large(limit), headers)
+                }
+                (None, false) => {
+                    s.holds.borrow_mut().insert(
+                        id,
+                        Hold {
+                            phase: Phase::Body(check),
+                            headers,
+                            body: None,
+                            no_body: false,
+                            body_deadline: Some(host::now_millis().saturating_add(BODY_TIMEOUT_MS)),
+                        },
+                    );
+                    Action::Pause
+                }
+            }
         }
     }
 }
 
-pub fn send(r: &Response) {
-    host::send_response(r.status, &r.headers, &r.body);
+fn refuse_hold(s: &Shared, id: u32, headers: Vec<(String, String)>) {
+    s.holds.borrow_mut().insert(
+        id,
+        Hold {
+            phase: Phase::Refused,
+            headers,
+            body: None,
+            no_body: false,
+            body_deadline: None,
+        },
+    );
+}
+
+/// Answers a held request whose wait ran out.
+pub fn give_up(
+    s: &Shared,
+    id: u32,
+    response: &Response,
+    outcome: &Outcome,
+    headers: Vec<(String, String)>,
+) {
+    record(&s.metrics, outcome, &headers);
+    send(response);
+    refuse_hold(s, id, headers);
 }
 
 impl Http {
@@ -113,13 +246,15 @@ impl Http {
         retry: Retry,
         decision: Decision,
         headers: Vec<(String, String)>,
+        end_of_stream: bool,
     ) -> Action {
+        let id = self.context_id;
         let (Retry::KeysMissing(i) | Retry::UnknownKid(i)) = retry;
         let Some(provider) = s.config.providers.get(i) else {
-            return apply(&s.metrics, decision, &headers);
+            return finish(s, id, decision, headers);
         };
         let KeySource::Remote(src) = &provider.keys else {
-            return apply(&s.metrics, decision, &headers);
+            return finish(s, id, decision, headers);
         };
         let now_ms = host::now_millis();
         s.cache.set_now(now_ms);
@@ -127,7 +262,7 @@ impl Http {
         if s.cache.sync(i) {
             // Another worker already stored newer keys.
             let again = decide(&s.config, &request_from(&headers), &*s.cache, now_ms / 1000);
-            return apply(&s.metrics, again, &headers);
+            return finish(s, id, again, headers);
         }
         let deadline = match retry {
             Retry::KeysMissing(_) => now_ms.saturating_add(src.cold_start_wait),
@@ -146,7 +281,7 @@ impl Http {
                         .increment("mcp_edge_auth.jwks_refetch_unknown_kid");
                     log::info!("provider {}: unknown kid, refetching keys", provider.name);
                 } else if !in_progress {
-                    return apply(&s.metrics, decision, &headers);
+                    return finish(s, id, decision, headers);
                 }
                 now_ms.saturating_add(src.policy.timeout.saturating_mul(2))
             }
@@ -155,10 +290,20 @@ impl Http {
             response, outcome, ..
         } = decision
         else {
-            return apply(&s.metrics, decision, &headers);
+            return finish(s, id, decision, headers);
         };
+        s.holds.borrow_mut().insert(
+            id,
+            Hold {
+                phase: Phase::Keys,
+                headers: headers.clone(),
+                body: None,
+                no_body: end_of_stream,
+                body_deadline: None,
+            },
+        );
         s.waiters.borrow_mut().push(Waiter {
-            context_id: self.context_id,
+            context_id: id,
             provider: i,
             since_version: since,
             deadline,
@@ -174,13 +319,14 @@ impl Context for Http {
     fn on_done(&mut self) -> bool {
         if let Some(s) = &self.shared {
             waiters::remove(&s.waiters, self.context_id);
+            s.holds.borrow_mut().remove(&self.context_id);
         }
         true
     }
 }
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(s) = self.shared.clone() else {
             let r = Response::new(503)
                 .error_body("temporarily_unavailable", "mcp-edge-auth is not configured");
@@ -202,8 +348,79 @@ impl HttpContext for Http {
         match &decision {
             Decision::Respond {
                 retry: Some(retry), ..
-            } => self.retry_or_wait(&s, *retry, decision.clone(), headers),
-            _ => apply(&s.metrics, decision, &headers),
+            } => self.retry_or_wait(&s, *retry, decision.clone(), headers, end_of_stream),
+            Decision::NeedBody { .. } if end_of_stream => {
+                // No body follows: check an empty one now.
+                s.holds.borrow_mut().insert(
+                    self.context_id,
+                    Hold {
+                        phase: Phase::Keys,
+                        headers: Vec::new(),
+                        body: None,
+                        no_body: true,
+                        body_deadline: None,
+                    },
+                );
+                finish(&s, self.context_id, decision, headers)
+            }
+            _ => finish(&s, self.context_id, decision, headers),
         }
     }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(s) = self.shared.clone() else {
+            return Action::Pause;
+        };
+        let id = self.context_id;
+        let mut holds = s.holds.borrow_mut();
+        let Some(hold) = holds.get_mut(&id) else {
+            return Action::Continue; // not held: decided and allowed
+        };
+        match &hold.phase {
+            Phase::Refused => Action::Pause,
+            Phase::Keys => {
+                // Keep buffering; remember a complete body for the check after the wait.
+                if end_of_stream {
+                    let limit = body_limit(&s.config, None);
+                    hold.body = Some(if body_size > limit {
+                        Err(body_size)
+                    } else {
+                        Ok(host::request_body(body_size))
+                    });
+                }
+                Action::Pause
+            }
+            Phase::Body(check) => {
+                let limit = body_limit(&s.config, Some(check));
+                if body_size > limit {
+                    let headers = std::mem::take(&mut hold.headers);
+                    drop(holds);
+                    return finish(&s, id, too_large(limit), headers);
+                }
+                if !end_of_stream {
+                    return Action::Pause; // Envoy buffers until the whole body is in.
+                }
+                let check = check.clone();
+                let headers = std::mem::take(&mut hold.headers);
+                holds.remove(&id);
+                drop(holds);
+                let body = host::request_body(body_size);
+                let d = decide_body(&s.config, &check, &body);
+                finish(&s, id, d, headers)
+            }
+        }
+    }
+}
+
+/// Requests whose body did not arrive in time: refuse them (fail closed) and say why.
+pub fn expire_bodies(s: &Shared, now_ms: u64) -> Vec<(u32, Vec<(String, String)>)> {
+    let mut holds = s.holds.borrow_mut();
+    let ids: Vec<u32> = holds
+        .iter()
+        .filter(|(_, h)| h.body_deadline.is_some_and(|d| now_ms >= d))
+        .map(|(id, _)| *id)
+        .collect();
+    ids.into_iter()
+        .filter_map(|id| holds.remove(&id).map(|h| (id, h.headers)))
+        .collect()
 }

@@ -55,20 +55,47 @@ impl Root {
                             &*s.cache,
                             now_ms / 1000,
                         );
-                        if let Action::Continue = http::apply(&s.metrics, d, &w.headers) {
+                        if let Action::Continue = http::finish(s, w.context_id, d, w.headers) {
                             host::resume_request();
                         }
                     }
                 }
                 Wake::GiveUp(w) => {
                     if host::switch_to(w.context_id) {
-                        http::record(&s.metrics, &w.fallback_outcome, &w.headers);
-                        http::send(&w.fallback);
+                        http::give_up(s, w.context_id, &w.fallback, &w.fallback_outcome, w.headers);
                     }
                 }
             }
         }
         // Callouts and later host calls must belong to the root again.
+        host::switch_to(self.context_id);
+    }
+
+    /// Requests whose body never arrived: refuse them (fail closed) and say why.
+    fn expire_bodies(&self, now_ms: u64) {
+        let Some(s) = &self.shared else {
+            return;
+        };
+        let expired = http::expire_bodies(s, now_ms);
+        if expired.is_empty() {
+            return;
+        }
+        for (id, headers) in expired {
+            log::error!(
+                "request body did not reach the filter within {} s; refusing the request. If no \
+                 MCP request body ever arrives, the Wasm filter needs allow_on_headers_stop_iteration: true",
+                http::BODY_TIMEOUT_MS / 1000
+            );
+            if host::switch_to(id) {
+                let r = crate::response::Response::new(408)
+                    .error_body("invalid_request", "the request body did not arrive in time");
+                let outcome = crate::decide::Outcome::Denied {
+                    reason: "body_timeout",
+                    detail: "body never arrived".into(),
+                };
+                http::give_up(s, id, &r, &outcome, headers);
+            }
+        }
         host::switch_to(self.context_id);
     }
 }
@@ -135,6 +162,8 @@ impl RootContext for Root {
         if has_remote {
             fetcher.init_shared_state();
             host::set_tick_period_ms(TICK_MS);
+        } else if cfg.rules.iter().any(|r| r.mcp.is_some()) {
+            host::set_tick_period_ms(1_000); // body deadlines
         }
         self.fetcher = Some(fetcher);
         self.shared = Some(Shared {
@@ -142,6 +171,7 @@ impl RootContext for Root {
             metrics: Rc::clone(&self.metrics),
             cache,
             waiters: Rc::new(RefCell::new(Vec::new())),
+            holds: Rc::new(RefCell::new(std::collections::HashMap::new())),
         });
         true
     }
@@ -155,6 +185,7 @@ impl RootContext for Root {
             f.tick(now);
         }
         self.wake(now);
+        self.expire_bodies(now);
     }
 
     fn get_type(&self) -> Option<ContextType> {
