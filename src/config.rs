@@ -174,6 +174,8 @@ struct RawMcp {
     unlisted_resources: Option<String>,
     #[serde(default)]
     max_body_bytes: Option<usize>,
+    #[serde(default)]
+    body_timeout: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -848,7 +850,19 @@ impl RawMcp {
                 "must be between 1024 and 67108864",
             ));
         }
+        let body_timeout_ms = duration_ms(
+            &format!("{field}.body_timeout"),
+            self.body_timeout.as_deref(),
+            15_000,
+        )?;
+        if !(100..=300_000).contains(&body_timeout_ms) {
+            return Err(ConfigError::new(
+                format!("{field}.body_timeout"),
+                "must be between 0.1s and 300s",
+            ));
+        }
         Ok(McpRule {
+            body_timeout_ms,
             methods: map("methods", self.methods, self.unlisted_methods)?,
             tools: optional("tools", self.tools, self.unlisted_tools)?,
             prompts: optional("prompts", self.prompts, self.unlisted_prompts)?,

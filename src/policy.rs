@@ -46,6 +46,8 @@ pub struct McpRule {
     pub prompts: Option<ScopeMap>,
     pub resources: Option<ScopeMap>,
     pub max_body_bytes: usize,
+    /// How long the body may take to arrive after the headers (ms).
+    pub body_timeout_ms: u64,
 }
 
 /// The scopes a verified token grants: the union of the configured scope claims, each a
@@ -191,6 +193,7 @@ mod tests {
             prompts: None,
             resources: None,
             max_body_bytes: 1 << 20,
+            body_timeout_ms: 15_000,
         }
     }
 

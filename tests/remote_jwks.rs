@@ -403,3 +403,68 @@ fn discovery_finds_the_jwks_and_checks_the_issuer() {
         .logs()
         .contains("differs from the configured issuer"));
 }
+
+#[test]
+fn requests_held_for_keys_keep_their_body_until_it_is_checked() {
+    // Cold start with an MCP rule: the body arrives while the request waits for keys; it
+    // must neither slip through to the backend nor be lost.
+    let idp = Idp::start(IdpConfig::default());
+    idp.set_jwks_mode(JwksMode::Status500);
+    let backend = Recorder::start();
+    let cfg = json!({
+        "providers": {"idp": {
+            "issuer": idp.issuer(),
+            "audiences": [idp.audience()],
+            "remote_jwks": {"http_uri": {"uri": idp.jwks_url(), "cluster": "idp", "timeout": "1s"},
+                            "cold_start_wait": "8s"}
+        }},
+        "rules": [{"match": {"prefix": "/mcp"}, "requires": {"provider_name": "idp"},
+                   "mcp": {"tools": {"add": ["mcp:tools"], "admin": ["mcp:admin"]}}}],
+    });
+    let envoy = EnvoyBuilder::new(&cfg.to_string())
+        .backend_port(backend.port())
+        .extra_cluster("idp", idp.port())
+        .start()
+        .unwrap();
+    let token = idp.mint("RS256", idp.claims_for("u", "mcp:tools"));
+    let port = envoy.port();
+    let send = move |tool: &'static str, token: String| {
+        thread::spawn(move || {
+            let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":tool}})
+                .to_string();
+            let auth = format!("Bearer {token}");
+            let r = http::request(
+                port,
+                "POST",
+                "/mcp",
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                    ("x-test-id", tool),
+                ],
+                body.as_bytes(),
+            );
+            (r.status, body)
+        })
+    };
+    let allowed = send("add", token.clone());
+    let forbidden = send("admin", token);
+    thread::sleep(Duration::from_millis(700));
+    assert_eq!(backend.count(), 0, "nothing passes while keys are missing");
+    idp.set_jwks_mode(JwksMode::Normal);
+    let (status, body) = allowed.join().unwrap();
+    assert_eq!(status, 200);
+    let (status, _) = forbidden.join().unwrap();
+    assert_eq!(
+        status, 403,
+        "the held body was checked after the keys arrived"
+    );
+    let seen = backend.requests();
+    assert_eq!(seen.len(), 1, "only the allowed call reached the backend");
+    assert_eq!(seen[0].header("x-test-id"), Some("add"));
+    assert_eq!(
+        seen[0].body,
+        body.into_bytes(),
+        "its body arrived unchanged"
+    );
+}

@@ -22,9 +22,6 @@ use crate::decide::{
 };
 use crate::response::Response;
 
-/// How long a request may take to deliver its body before it is refused.
-pub const BODY_TIMEOUT_MS: u64 = 15_000;
-
 /// Why a request is held.
 pub enum Phase {
     /// Waiting for keys (cold start or unknown kid); body data is buffered meanwhile.
@@ -186,6 +183,12 @@ pub fn finish(s: &Shared, id: u32, decision: Decision, headers: Vec<(String, Str
                     finish(s, id, too_large(limit), headers)
                 }
                 (None, false) => {
+                    let timeout = s
+                        .config
+                        .rules
+                        .get(check.rule)
+                        .and_then(|r| r.mcp.as_ref())
+                        .map_or(15_000, |m| m.body_timeout_ms);
                     s.holds.borrow_mut().insert(
                         id,
                         Hold {
@@ -193,7 +196,7 @@ pub fn finish(s: &Shared, id: u32, decision: Decision, headers: Vec<(String, Str
                             headers,
                             body: None,
                             no_body: false,
-                            body_deadline: Some(host::now_millis().saturating_add(BODY_TIMEOUT_MS)),
+                            body_deadline: Some(host::now_millis().saturating_add(timeout)),
                         },
                     );
                     Action::Pause

@@ -82,9 +82,9 @@ impl Root {
         }
         for (id, headers) in expired {
             log::error!(
-                "request body did not reach the filter within {} s; refusing the request. If no \
-                 MCP request body ever arrives, the Wasm filter needs allow_on_headers_stop_iteration: true",
-                http::BODY_TIMEOUT_MS / 1000
+                "request body did not reach the filter within mcp.body_timeout; refusing the \
+                 request. If no MCP request body ever arrives, the Wasm filter needs \
+                 allow_on_headers_stop_iteration: true"
             );
             if host::switch_to(id) {
                 let r = crate::response::Response::new(408)
