@@ -97,6 +97,8 @@ struct RawProvider {
     scope_claims: Option<Vec<String>>,
     #[serde(default)]
     scope_prefix: Option<String>,
+    #[serde(default)]
+    forward_identity: bool,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +277,8 @@ pub struct Provider {
     pub scope_claims: Vec<String>,
     /// Prefix that makes a configured scope requestable (`api://<id>/`).
     pub scope_prefix: Option<String>,
+    /// Write the standard identity headers ([`IDENTITY_HEADERS`]).
+    pub forward_identity: bool,
     pub audiences: Vec<String>,
     pub keys: KeySource,
     pub algorithms: Vec<Alg>,
@@ -430,6 +434,9 @@ impl RawConfig {
         let protected_resource = validate_prm(self.protected_resource, &providers)?;
 
         let mut claim_header_names: Vec<String> = Vec::new();
+        if providers.iter().any(|p| p.forward_identity) {
+            claim_header_names.extend(IDENTITY_HEADERS.iter().map(|(h, _)| h.to_string()));
+        }
         for p in &providers {
             for c in &p.claim_to_headers {
                 if !claim_header_names.contains(&c.header_name) {
@@ -628,6 +635,7 @@ impl RawProvider {
             allowed_tenants: self.allowed_tenants,
             scope_claims,
             scope_prefix: self.scope_prefix,
+            forward_identity: self.forward_identity,
             issuer: self.issuer,
             audiences: self.audiences,
             keys,
@@ -871,6 +879,16 @@ impl RawMcp {
         })
     }
 }
+
+/// `forward_identity: true` writes these headers (header, claims tried in order); the
+/// last one carries the granted scopes, space-separated.
+pub const IDENTITY_HEADERS: [(&str, &[&str]); 5] = [
+    ("x-mcp-subject", &["sub"]),
+    ("x-mcp-object-id", &["oid"]),
+    ("x-mcp-tenant-id", &["tid"]),
+    ("x-mcp-client-id", &["azp", "appid", "client_id", "cid"]),
+    ("x-mcp-scopes", &[]),
+];
 
 /// Headers a claim may never be written to.
 const RESERVED_HEADERS: [&str; 10] = [

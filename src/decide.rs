@@ -262,7 +262,7 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
             if let Some(refusal) = refuse(&needs, &granted, prefix, metadata.as_deref()) {
                 return refusal;
             }
-            let forward = forward_for(cfg, provider, &verified.claims);
+            let forward = forward_for(cfg, provider, &verified.claims, &granted);
             let outcome = Outcome::Allowed {
                 provider: provider.name.clone(),
             };
@@ -436,6 +436,7 @@ fn forward_for(
     cfg: &Config,
     provider: &Provider,
     claims: &serde_json::Map<String, Value>,
+    granted: &BTreeSet<String>,
 ) -> Forward {
     let mut forward = Forward {
         remove_headers: cfg.claim_header_names.clone(),
@@ -444,8 +445,24 @@ fn forward_for(
     if !provider.forward {
         forward.remove_headers.push("authorization".to_string());
     }
+    if provider.forward_identity {
+        for (header, names) in crate::config::IDENTITY_HEADERS {
+            let value = if names.is_empty() {
+                let scopes: Vec<&str> = granted.iter().map(String::as_str).collect();
+                (!scopes.is_empty()).then(|| scopes.join(" "))
+            } else {
+                names
+                    .iter()
+                    .find_map(|n| claims.get(*n).and_then(header_value))
+            };
+            if let Some(v) = value {
+                forward.set_headers.push((header.to_string(), v));
+            }
+        }
+    }
     for c in &provider.claim_to_headers {
         if let Some(v) = claim_at(claims, &c.claim_name).and_then(header_value) {
+            forward.set_headers.retain(|(h, _)| h != &c.header_name);
             forward.set_headers.push((c.header_name.clone(), v));
         }
     }
@@ -1100,6 +1117,40 @@ mod tests {
             www.contains("scope=\"api://demo/calculator.subtract api://demo/mcp.use\""),
             "{www}"
         );
+    }
+
+    #[test]
+    fn forward_identity_writes_the_standard_headers() {
+        let mut cfg = config(json!({}));
+        cfg.providers[0].forward_identity = true;
+        cfg.providers[0].claim_to_headers.clear();
+        cfg.providers[0].scope_claims = vec!["scp".into(), "roles".into()];
+        cfg.claim_header_names = crate::config::IDENTITY_HEADERS
+            .iter()
+            .map(|(h, _)| h.to_string())
+            .collect();
+        let mut c = claims();
+        c["oid"] = json!("oid-1");
+        c["tid"] = json!("tid-1");
+        c["appid"] = json!("app-1");
+        c["scp"] = json!("b a");
+        let t = format!("Bearer {}", token(c));
+        match run(&cfg, &req("GET", "/mcp", vec![&t])) {
+            Decision::Continue { forward, .. } => {
+                assert_eq!(
+                    forward.set_headers,
+                    vec![
+                        ("x-mcp-subject".into(), "user-1".into()),
+                        ("x-mcp-object-id".into(), "oid-1".into()),
+                        ("x-mcp-tenant-id".into(), "tid-1".into()),
+                        ("x-mcp-client-id".into(), "app-1".into()),
+                        ("x-mcp-scopes".into(), "a b".into()),
+                    ]
+                );
+                assert!(forward.remove_headers.contains(&"x-mcp-scopes".to_string()));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
