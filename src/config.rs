@@ -66,6 +66,17 @@ struct RawConfig {
     unmatched: Option<String>,
     #[serde(default)]
     max_token_bytes: Option<usize>,
+    #[serde(default)]
+    token_cache: Option<RawTokenCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokenCache {
+    #[serde(default)]
+    max_entries: Option<usize>,
+    #[serde(default)]
+    max_bytes: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -309,6 +320,9 @@ pub struct Config {
     pub protected_resource: ProtectedResource,
     pub unmatched: Unmatched,
     pub max_token_bytes: usize,
+    /// Verified-token cache bounds per VM (`max_entries` 0 disables it).
+    pub token_cache_entries: usize,
+    pub token_cache_bytes: usize,
     /// Every `claim_to_headers` header name of every provider: stripped from every
     /// request so a client can never supply them.
     pub claim_header_names: Vec<String>,
@@ -432,6 +446,31 @@ impl RawConfig {
         }
 
         let protected_resource = validate_prm(self.protected_resource, &providers)?;
+        let (token_cache_entries, token_cache_bytes) = match self.token_cache {
+            None => (
+                crate::token_cache::DEFAULT_MAX_ENTRIES,
+                crate::token_cache::DEFAULT_MAX_BYTES,
+            ),
+            Some(t) => {
+                let entries = t
+                    .max_entries
+                    .unwrap_or(crate::token_cache::DEFAULT_MAX_ENTRIES);
+                let bytes = t.max_bytes.unwrap_or(crate::token_cache::DEFAULT_MAX_BYTES);
+                if entries > 1_000_000 {
+                    return Err(ConfigError::new(
+                        "token_cache.max_entries",
+                        "must be at most 1000000",
+                    ));
+                }
+                if bytes > 1 << 30 {
+                    return Err(ConfigError::new(
+                        "token_cache.max_bytes",
+                        "must be at most 1073741824",
+                    ));
+                }
+                (entries, bytes)
+            }
+        };
 
         let mut claim_header_names: Vec<String> = Vec::new();
         if providers.iter().any(|p| p.forward_identity) {
@@ -451,6 +490,8 @@ impl RawConfig {
             protected_resource,
             unmatched,
             max_token_bytes,
+            token_cache_entries,
+            token_cache_bytes,
             claim_header_names,
         })
     }

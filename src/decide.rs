@@ -4,6 +4,7 @@
 //! → token extraction → keys → verification → claim headers. Every "no" is a [`Response`]
 //! the filter sends itself, so a denied request never reaches the backend.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use crate::policy::{self, Needs, Verdict};
 use crate::prm;
 use crate::response::{Response, EXPOSE_HEADERS, MCP_ALLOW_HEADERS};
 use crate::rules::{self, Unmatched};
+use crate::token_cache::TokenCache;
 use crate::verify::{self, claim_at, VerifyError};
 
 /// What the filter knows about a request after its headers arrived.
@@ -43,6 +45,14 @@ pub trait KeyStore {
     /// The keys of `cfg.providers[index]`. `None`: not available (not fetched yet, or
     /// too stale to trust).
     fn key_set(&self, index: usize, provider: &Provider) -> Option<Arc<KeySet>>;
+
+    /// This VM's verified-token cache, if any.
+    fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
+        None
+    }
+
+    /// Told whether a valid token came from the cache (for metrics).
+    fn note_cache(&self, _hit: bool) {}
 }
 
 /// Keys that are part of the configuration (`local_jwks`).
@@ -253,35 +263,8 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
         );
     };
 
-    match verify::verify(token, provider, &key_set, now) {
-        Ok(verified) => {
-            let granted = policy::granted_scopes(&verified.claims, &provider.scope_claims);
-            let mut needs = Needs::default();
-            needs.add(&rule.required_scopes);
-            let prefix = provider.scope_prefix.as_deref();
-            if let Some(refusal) = refuse(&needs, &granted, prefix, metadata.as_deref()) {
-                return refusal;
-            }
-            let forward = forward_for(cfg, provider, &verified.claims, &granted);
-            let outcome = Outcome::Allowed {
-                provider: provider.name.clone(),
-            };
-            match &rule.mcp {
-                Some(_) if req.method == "POST" => Decision::NeedBody {
-                    forward,
-                    check: BodyCheck {
-                        rule: rule_index,
-                        provider: provider_index,
-                        granted,
-                        mcp_method: req.mcp_method.map(str::to_string),
-                        mcp_name: req.mcp_name.map(str::to_string),
-                        resource_metadata: metadata,
-                    },
-                    outcome,
-                },
-                _ => Decision::Continue { forward, outcome },
-            }
-        }
+    let claims = match verified_claims(token, provider_index, provider, &key_set, keys, now) {
+        Ok(c) => c,
         Err(e) => {
             let text = e.to_string();
             let d = denied(
@@ -289,12 +272,74 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
                 e.reason(),
                 verify_detail(&e, provider),
             );
-            match e {
+            return match e {
                 VerifyError::UnknownKid(_) => with_retry(d, Retry::UnknownKid(provider_index)),
                 _ => d,
-            }
+            };
+        }
+    };
+    let granted = policy::granted_scopes(&claims, &provider.scope_claims);
+    let mut needs = Needs::default();
+    needs.add(&rule.required_scopes);
+    let prefix = provider.scope_prefix.as_deref();
+    if let Some(refusal) = refuse(&needs, &granted, prefix, metadata.as_deref()) {
+        return refusal;
+    }
+    let forward = forward_for(cfg, provider, &claims, &granted);
+    let outcome = Outcome::Allowed {
+        provider: provider.name.clone(),
+    };
+    match &rule.mcp {
+        Some(_) if req.method == "POST" => Decision::NeedBody {
+            forward,
+            check: BodyCheck {
+                rule: rule_index,
+                provider: provider_index,
+                granted,
+                mcp_method: req.mcp_method.map(str::to_string),
+                mcp_name: req.mcp_name.map(str::to_string),
+                resource_metadata: metadata,
+            },
+            outcome,
+        },
+        _ => Decision::Continue { forward, outcome },
+    }
+}
+
+/// The claims of a valid token: from the verified-token cache (signature skipped; time,
+/// issuer and audience checked again) or from a full verification, which then fills it.
+fn verified_claims(
+    token: &str,
+    index: usize,
+    provider: &Provider,
+    key_set: &KeySet,
+    keys: &dyn KeyStore,
+    now: u64,
+) -> Result<Arc<serde_json::Map<String, Value>>, VerifyError> {
+    let cache = keys.token_cache();
+    if let Some(cache) = cache {
+        let hit = cache
+            .borrow_mut()
+            .get(token, index, key_set, now, provider.clock_skew_seconds)
+            .ok()
+            .map(|e| Arc::clone(&e.claims));
+        if let Some(claims) = hit {
+            verify::check_times(&claims, now, provider.clock_skew_seconds)?;
+            verify::check_issuer(&claims, &provider.issuers, &provider.allowed_tenants)?;
+            verify::check_audience(&claims, &provider.audiences)?;
+            keys.note_cache(true);
+            return Ok(claims);
         }
     }
+    let verified = verify::verify(token, provider, key_set, now)?;
+    let claims = Arc::new(verified.claims.clone());
+    if let Some(cache) = cache {
+        keys.note_cache(false);
+        cache
+            .borrow_mut()
+            .insert(token, index, &verified, Arc::clone(&claims));
+    }
+    Ok(claims)
 }
 
 /// A 403 if `needs` are not met by `granted`.
@@ -1151,6 +1196,59 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    struct Cached {
+        cache: RefCell<TokenCache>,
+        notes: RefCell<Vec<bool>>,
+    }
+    impl KeyStore for Cached {
+        fn key_set(&self, i: usize, p: &Provider) -> Option<Arc<KeySet>> {
+            ConfiguredKeys.key_set(i, p)
+        }
+        fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
+            Some(&self.cache)
+        }
+        fn note_cache(&self, hit: bool) {
+            self.notes.borrow_mut().push(hit);
+        }
+    }
+
+    #[test]
+    fn verified_tokens_are_cached_but_time_is_checked_on_every_hit() {
+        let cfg = config(json!({}));
+        let store = Cached {
+            cache: RefCell::new(TokenCache::new(16, 1 << 20)),
+            notes: RefCell::new(Vec::new()),
+        };
+        let mut c = claims();
+        c["exp"] = json!(NOW + 100);
+        let t = format!("Bearer {}", token(c));
+        for _ in 0..3 {
+            assert!(matches!(
+                decide(&cfg, &req("GET", "/mcp", vec![&t]), &store, NOW),
+                Decision::Continue { .. }
+            ));
+        }
+        assert_eq!(*store.notes.borrow(), vec![false, true, true]);
+        // Past exp + skew the cached entry is not used and the token is refused.
+        let (r, o) = respond(decide(
+            &cfg,
+            &req("GET", "/mcp", vec![&t]),
+            &store,
+            NOW + 161,
+        ));
+        assert_eq!((r.status, reason(&o)), (401, "expired"));
+        // A bad signature is never cached.
+        let bad = format!(
+            "Bearer {}",
+            token_with(2, json!({"alg":"EdDSA","kid":"k1"}), claims())
+        );
+        for _ in 0..2 {
+            let (r, _) = respond(decide(&cfg, &req("GET", "/mcp", vec![&bad]), &store, NOW));
+            assert_eq!(r.status, 401);
+        }
+        assert_eq!(store.cache.borrow().len(), 0);
     }
 
     #[test]

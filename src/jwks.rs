@@ -10,7 +10,7 @@ use crate::b64;
 use crate::signature::{printable, Alg, MIN_RSA_BITS};
 
 /// A public key ready for signature checks.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub enum PublicKey {
     Rsa(rsa::RsaPublicKey),
     P256(p256::ecdsa::VerifyingKey),

@@ -20,6 +20,7 @@ pub mod prm;
 pub mod response;
 pub mod rules;
 pub mod signature;
+pub mod token_cache;
 pub mod verify;
 
 #[cfg(target_arch = "wasm32")]

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::b64;
 use crate::config::{is_guid, IssuerPattern, Provider};
 use crate::json::parse_object;
-use crate::jwks::KeySet;
+use crate::jwks::{KeySet, PublicKey};
 use crate::signature::{self, printable, Alg, AlgError};
 
 /// A token whose signature and claims checked out.
@@ -19,6 +19,8 @@ use crate::signature::{self, printable, Alg, AlgError};
 pub struct VerifiedToken {
     pub alg: Alg,
     pub kid: Option<String>,
+    /// The key whose signature checked out.
+    pub key: PublicKey,
     /// `exp`, seconds since the epoch (fractions truncated).
     pub exp: i64,
     pub claims: Map<String, Value>,
@@ -398,16 +400,17 @@ pub fn verify(
         _ => {}
     }
     let input = parsed.signing_input.as_bytes();
-    if !candidates
+    let Some(used) = candidates
         .iter()
-        .any(|k| signature::verify(alg, &k.key, input, &parsed.signature))
-    {
+        .find(|k| signature::verify(alg, &k.key, input, &parsed.signature))
+    else {
         return Err(VerifyError::BadSignature);
-    }
+    };
 
     Ok(VerifiedToken {
         alg,
         kid: kid.map(str::to_owned),
+        key: used.key.clone(),
         exp: exp.clamp(i64::MIN as f64, i64::MAX as f64) as i64,
         claims: parsed.claims,
     })

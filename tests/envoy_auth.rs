@@ -188,6 +188,15 @@ fn valid_tokens_of_each_algorithm_pass_and_the_backend_sees_claims_not_the_token
         assert_eq!(r.status, 200, "{scheme}");
     }
     assert!(s.stat("allowed") >= 6);
+    // The same token again: on a worker that saw it before the signature check is skipped
+    // (3 requests over 2 workers: some worker sees it twice).
+    let t = token(&s.keys.rsa, "RS256", &claims());
+    let auth = format!("Bearer {t}");
+    let hits = s.stat("token_cache_hit");
+    for _ in 0..3 {
+        assert_eq!(s.send("GET", "/mcp", &[("authorization", &auth)]).status, 200);
+    }
+    assert!(s.stat("token_cache_hit") > hits, "second use came from the cache");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use crate::config::{Config, KeySource, Provider};
 use crate::decide::KeyStore;
 use crate::jwks::KeySet;
 use crate::keys::{self, FetchState, Freshness};
+use crate::token_cache::TokenCache;
 
 struct Entry {
     version: u64,
@@ -24,16 +25,21 @@ pub struct KeyCache {
     entries: RefCell<HashMap<usize, Entry>>,
     states: RefCell<HashMap<usize, FetchState>>,
     now_ms: std::cell::Cell<u64>,
+    tokens: RefCell<TokenCache>,
 }
 
 impl KeyCache {
     pub fn new(config: Rc<Config>, metrics: Rc<Metrics>) -> KeyCache {
         KeyCache {
-            config,
             metrics,
             entries: RefCell::new(HashMap::new()),
             states: RefCell::new(HashMap::new()),
             now_ms: std::cell::Cell::new(0),
+            tokens: RefCell::new(TokenCache::new(
+                config.token_cache_entries,
+                config.token_cache_bytes,
+            )),
+            config,
         }
     }
 
@@ -108,6 +114,18 @@ impl KeyCache {
 }
 
 impl KeyStore for KeyCache {
+    fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
+        Some(&self.tokens)
+    }
+
+    fn note_cache(&self, hit: bool) {
+        self.metrics.increment(if hit {
+            "mcp_edge_auth.token_cache_hit"
+        } else {
+            "mcp_edge_auth.token_cache_miss"
+        });
+    }
+
     fn key_set(&self, index: usize, provider: &Provider) -> Option<Arc<KeySet>> {
         let remote = match &provider.keys {
             KeySource::Local(set) => return Some(Arc::clone(set)),
