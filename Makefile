@@ -15,7 +15,7 @@ WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
-.PHONY: deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
+.PHONY: bench deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
 
 deps:
 	@bash scripts/deps.sh
@@ -53,6 +53,14 @@ demo-config: build
 
 run:
 	@bash scripts/run-demo.sh
+
+# Throughput and latency side by side with Envoy's jwt_authn (not part of `make test`).
+bench: build
+	$(CARGO) build -p passthrough --release --target $(WASM_TARGET)
+	$(CARGO) build -q -p devstack
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	target/debug/devstack bench-tokens --out .run/bench --count 3000
+	python3 bench/bench.py
 
 clean:
 	$(CARGO) clean

@@ -194,9 +194,15 @@ fn valid_tokens_of_each_algorithm_pass_and_the_backend_sees_claims_not_the_token
     let auth = format!("Bearer {t}");
     let hits = s.stat("token_cache_hit");
     for _ in 0..3 {
-        assert_eq!(s.send("GET", "/mcp", &[("authorization", &auth)]).status, 200);
+        assert_eq!(
+            s.send("GET", "/mcp", &[("authorization", &auth)]).status,
+            200
+        );
     }
-    assert!(s.stat("token_cache_hit") > hits, "second use came from the cache");
+    assert!(
+        s.stat("token_cache_hit") > hits,
+        "second use came from the cache"
+    );
 }
 
 #[test]

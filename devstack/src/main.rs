@@ -20,6 +20,7 @@ usage:
                     [--header JSON] [--raw]
   devstack token    [--idp http://127.0.0.1:9000] [--client-id demo-client]
                     [--client-secret demo-secret] [--scope S] [--resource URI]
+  devstack bench-tokens [--out .run/bench] [--count 4000] [--issuer URL] [--audience A]
 
 Servers bind 127.0.0.1 and run until killed. `mint` prints a token signed by the
 IdP's /mint helper; `token` prints an access token from the client_credentials grant.";
@@ -242,6 +243,18 @@ fn run(argv: &[String]) -> Result<(), String> {
             say(&body_or_error(resp, "access_token")?);
         }
         "help" | "--help" | "-h" => say(USAGE),
+        "bench-tokens" => {
+            args.check_known(&["--out", "--count", "--issuer", "--audience"])?;
+            let out = std::path::PathBuf::from(args.get("--out").unwrap_or(".run/bench"));
+            let count: usize = args
+                .get("--count")
+                .unwrap_or("4000")
+                .parse()
+                .map_err(|_| "--count: bad number".to_string())?;
+            let issuer = args.get("--issuer").unwrap_or("https://bench.example/");
+            let audience = args.get("--audience").unwrap_or("bench");
+            bench_tokens(&out, count, issuer, audience)?;
+        }
         other => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
     }
     Ok(())
@@ -256,4 +269,45 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes what `make bench` needs: `jwks.json` (one RSA-2048 and one P-256 key),
+/// `rs256.txt` / `es256.txt` (`count` distinct tokens each, one per line) and `one.txt`
+/// (the warm token). Tokens are valid for two hours and carry `scp: "mcp.tools"`.
+fn bench_tokens(
+    out: &std::path::Path,
+    count: usize,
+    issuer: &str,
+    audience: &str,
+) -> Result<(), String> {
+    use devstack::{KeyKind, KeyRing, SigningKey};
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let rsa = SigningKey::generate(KeyKind::Rsa2048, "bench-rsa");
+    let ec = SigningKey::generate(KeyKind::EcP256, "bench-ec");
+    let jwks = KeyRing::new(vec![rsa.clone(), ec.clone()]).jwks();
+    let write = |name: &str, text: String| {
+        std::fs::write(out.join(name), text).map_err(|e| format!("{name}: {e}"))
+    };
+    write("jwks.json", jwks.to_string())?;
+    let now = devstack::now();
+    let token = |key: &SigningKey, alg: &str, i: usize| {
+        let claims = json!({"iss": issuer, "aud": audience, "sub": format!("user-{i}"),
+            "iat": now, "exp": now + 7200, "scp": "mcp.tools"});
+        devstack::sign_jws(
+            key,
+            alg,
+            &json!({"alg": alg, "kid": key.kid, "typ": "JWT"}),
+            &claims,
+        )
+    };
+    for (name, key, alg) in [("rs256.txt", &rsa, "RS256"), ("es256.txt", &ec, "ES256")] {
+        let lines: Vec<String> = (0..count).map(|i| token(key, alg, i)).collect();
+        write(name, lines.join("\n") + "\n")?;
+    }
+    write("one.txt", token(&rsa, "RS256", 0) + "\n")?;
+    say(&format!(
+        "wrote {} ({count} RS256 and ES256 tokens)",
+        out.display()
+    ));
+    Ok(())
 }

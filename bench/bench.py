@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""`make bench`: one run, side by side on the same Envoy binary, written to bench/RESULTS.md.
+
+Scenarios (each its own Envoy, --concurrency 2, a direct 200 response behind the filters,
+driven by wrk -t1 -c16 for DURATION seconds after a warm-up):
+  a  no auth                      a2 empty pass-through Wasm filter
+  b  jwt_authn, local JWKS        c  jwt_authn + jwt_cache_config
+  d  mcp-edge-auth warm (one token reused)
+  e  mcp-edge-auth cold RS256 / ES256 (a fresh token per request, token cache off)
+  f  401 path (no token)          g  PRM document
+  h  tools/call POST with body inspection (warm token)
+"""
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENVOY = os.path.join(ROOT, ".venv/bin/envoy")
+MODULE = os.path.join(ROOT, "target/wasm32-wasip1/release/mcp_edge_auth.wasm")
+PASS = os.path.join(ROOT, "target/wasm32-wasip1/release/passthrough.wasm")
+TOK = os.path.join(ROOT, ".run/bench")
+DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
+PORT, ADMIN = 19800, 19801
+ISS, AUD = "https://bench.example/", "bench"
+
+
+def plugin(cache=True, mcp=False):
+    rule = {"match": {"prefix": "/mcp"}, "requires": {"provider_name": "bench"}}
+    if mcp:
+        rule["mcp"] = {"tools": {"add": ["mcp.tools"]}}
+    cfg = {
+        "providers": {"bench": {
+            "issuer": ISS, "audiences": [AUD],
+            "local_jwks": {"inline_string": open(os.path.join(TOK, "jwks.json")).read()},
+            "algorithms": ["RS256", "ES256"],
+            "claim_to_headers": [{"claim_name": "sub", "header_name": "x-mcp-subject"}],
+        }},
+        "rules": [rule],
+        "protected_resource": {"resource": "http://127.0.0.1/mcp", "scopes_supported": ["mcp.tools"]},
+    }
+    if not cache:
+        cfg["token_cache"] = {"max_entries": 0}
+    return cfg
+
+
+def wasm_filter(module, config):
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "f", "root_id": "mcp_edge_auth",
+                "failure_policy": "FAIL_CLOSED", "allow_on_headers_stop_iteration": True,
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                  "value": json.dumps(config)},
+                "vm_config": {"vm_id": "bench", "runtime": "envoy.wasm.runtime.v8",
+                              "code": {"local": {"filename": module}}},
+            },
+        },
+    }
+
+
+def jwt_authn(cache):
+    provider = {"issuer": ISS, "audiences": [AUD], "forward": False,
+                "local_jwks": {"inline_string": open(os.path.join(TOK, "jwks.json")).read()}}
+    if cache:
+        provider["jwt_cache_config"] = {"jwt_cache_size": 1000}
+    return {
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"bench": provider},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "bench"}}],
+        },
+    }
+
+
+def bootstrap(filters):
+    router = {"name": "envoy.filters.http.router", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": ADMIN}}},
+        "static_resources": {"listeners": [{
+            "name": "bench",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": PORT}},
+            "filter_chains": [{"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "bench",
+                    "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+                        {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}]}]},
+                    "http_filters": filters + [router],
+                },
+            }]}],
+        }]},
+    }
+
+
+def wait_ready():
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/ready", timeout=1) as r:
+                if r.read().startswith(b"LIVE"):
+                    return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("envoy did not become ready")
+
+
+def parse_wrk(out):
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else (v * 1000 if unit == "s" else v)
+
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50": pct(50), "p99": pct(99), "non2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def run(name, filters, path="/mcp", token_file=None, body=None, expect=200):
+    with tempfile.TemporaryDirectory() as d:
+        cfg = os.path.join(d, "envoy.json")
+        json.dump(bootstrap(filters), open(cfg, "w"))
+        envoy = subprocess.Popen([ENVOY, "-c", cfg, "--concurrency", "2", "--use-dynamic-base-id", "-l", "error"],
+                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "w"))
+        try:
+            wait_ready()
+            env = dict(os.environ, BENCH_PATH=path)
+            cmd = ["wrk", "-t1", "-c16", "--latency", f"http://127.0.0.1:{PORT}{path}"]
+            if token_file:
+                env["TOKENS"] = token_file
+                cmd[1:1] = ["-s", os.path.join(ROOT, "bench/pool.lua")]
+            if body:
+                bf = os.path.join(d, "body.json")
+                open(bf, "w").write(body)
+                env["BODY_FILE"] = bf
+            subprocess.run(cmd[:1] + ["-d", "2s"] + cmd[1:], env=env, capture_output=True, text=True)  # warm-up
+            out = subprocess.run(cmd[:1] + ["-d", f"{DURATION}s"] + cmd[1:], env=env,
+                                 capture_output=True, text=True).stdout
+            r = parse_wrk(out)
+            rss = int(subprocess.run(["ps", "-o", "rss=", "-p", str(envoy.pid)], capture_output=True, text=True).stdout.strip() or 0)
+            r["rss_mb"] = rss / 1024
+            status = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                     *(["-H", "Authorization: Bearer " + open(token_file).readline().strip()] if token_file else []),
+                                     *(["-X", "POST", "-H", "content-type: application/json", "--data-binary", body] if body else []),
+                                     f"http://127.0.0.1:{PORT}{path}"], capture_output=True, text=True).stdout
+            r["status"] = int(status or 0)
+            ok = r["status"] == expect and (r["non2xx"] == 0 if expect == 200 else True)
+            r["ok"] = ok
+            print(f"{name:<44} {r['rps']:>10.0f} req/s  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  "
+                  f"status {r['status']}{'' if ok else '  (UNEXPECTED)'}", flush=True)
+            return r
+        finally:
+            envoy.terminate()
+            envoy.wait()
+
+
+def main():
+    one = os.path.join(TOK, "one.txt")
+    rs = os.path.join(TOK, "rs256.txt")
+    es = os.path.join(TOK, "es256.txt")
+    call = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}})
+    rows = [
+        ("a", "no auth", run("(a) no auth", [], token_file=one)),
+        ("a2", "empty pass-through Wasm filter", run("(a2) empty Wasm filter", [wasm_filter(PASS, {})], token_file=one)),
+        ("b", "jwt_authn, local JWKS (RS256, one token)", run("(b) jwt_authn", [jwt_authn(False)], token_file=one)),
+        ("c", "jwt_authn + jwt_cache_config", run("(c) jwt_authn + cache", [jwt_authn(True)], token_file=one)),
+        ("d", "mcp-edge-auth warm (one RS256 token)", run("(d) mcp-edge-auth warm", [wasm_filter(MODULE, plugin())], token_file=one)),
+        ("e1", "mcp-edge-auth cold RS256 (token per request)", run("(e) cold RS256", [wasm_filter(MODULE, plugin(cache=False))], token_file=rs)),
+        ("e2", "mcp-edge-auth cold ES256 (token per request)", run("(e) cold ES256", [wasm_filter(MODULE, plugin(cache=False))], token_file=es)),
+        ("b-cold", "jwt_authn cold RS256 (token per request)", run("(b) jwt_authn cold RS256", [jwt_authn(False)], token_file=rs)),
+        ("f", "mcp-edge-auth 401 (no token)", run("(f) 401 path", [wasm_filter(MODULE, plugin())], expect=401)),
+        ("g", "mcp-edge-auth PRM document", run("(g) PRM", [wasm_filter(MODULE, plugin())], path="/.well-known/oauth-protected-resource/mcp")),
+        ("h", "mcp-edge-auth tools/call body check (warm)", run("(h) tools/call body", [wasm_filter(MODULE, plugin(mcp=True))], token_file=one, body=call)),
+    ]
+    by = {k: r for k, _, r in rows}
+    a, b = by["a"]["rps"], by["b"]["rps"]
+    envoy_version = subprocess.run([ENVOY, "--version"], capture_output=True, text=True).stdout.strip().split("version: ")[-1]
+    lines = [
+        "# Benchmark results", "",
+        f"Command: `make bench` ({DURATION} s per scenario after a 2 s warm-up; wrk -t1 -c16; Envoy --concurrency 2;",
+        "a direct 200 response behind the filters). Written by `bench/bench.py`; numbers from one run.", "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        f"- Envoy: {envoy_version} (V8)",
+        f"- module: {os.path.getsize(MODULE)} bytes (`{os.path.relpath(MODULE, ROOT)}`); pass-through module {os.path.getsize(PASS)} bytes",
+        "", "| | scenario | req/s | p50 ms | p99 ms | × (a) | × (b) | Envoy RSS MB | status |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for k, label, r in rows:
+        lines.append(f"| {k} | {label} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['rps']/a:.2f} | {r['rps']/b:.2f} | {r['rss_mb']:.0f} | {r['status']}{'' if r['ok'] else ' unexpected'} |")
+    d, a2, c = by["d"]["rps"], by["a2"]["rps"], by["c"]["rps"]
+    lines += ["", "Ratios the performance issue asks about:", "",
+              f"- warm (d) / jwt_authn (b): {d/b:.2f}; warm / empty Wasm (a2): {d/a2:.2f}; warm / jwt_authn cached (c): {d/c:.2f}",
+              f"- cold RS256 (e) / jwt_authn (b): {by['e1']['rps']/b:.2f}; cold RS256 / jwt_authn cold RS256: {by['e1']['rps']/by['b-cold']['rps']:.2f}",
+              f"- 401 (f) / a2: {by['f']['rps']/a2:.2f}; PRM (g) / a2: {by['g']['rps']/a2:.2f}", ""]
+    path = os.path.join(ROOT, "bench/RESULTS.md")
+    open(path, "w").write("\n".join(lines))
+    print(f"\nwrote {os.path.relpath(path, ROOT)}")
+    if not all(r["ok"] for _, _, r in rows):
+        print("some scenarios answered unexpectedly (see status column)", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+-- wrk script: each request carries the next token from the file named by $TOKENS
+-- (a pool larger than any cache, so every request verifies a signature), optionally as a
+-- POST with the body in $BODY_FILE.
+local tokens = {}
+for line in io.lines(os.getenv("TOKENS")) do
+  if #line > 0 then tokens[#tokens + 1] = line end
+end
+local body = nil
+local body_file = os.getenv("BODY_FILE")
+if body_file and #body_file > 0 then
+  local f = io.open(body_file, "rb")
+  body = f:read("*a")
+  f:close()
+end
+local path = os.getenv("BENCH_PATH") or "/mcp"
+local i = 0
+request = function()
+  i = i + 1
+  local headers = { ["Authorization"] = "Bearer " .. tokens[(i % #tokens) + 1] }
+  if body then
+    headers["Content-Type"] = "application/json"
+    return wrk.format("POST", path, headers, body)
+  end
+  return wrk.format("GET", path, headers)
+end
