@@ -10,9 +10,9 @@ use crate::b64;
 use crate::signature::{printable, Alg, MIN_RSA_BITS};
 
 /// A public key ready for signature checks.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub enum PublicKey {
-    Rsa(rsa::RsaPublicKey),
+    Rsa(rsa10::PublicKey),
     P256(p256::ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
 }
@@ -23,6 +23,18 @@ impl PublicKey {
             PublicKey::Rsa(_) => "RSA",
             PublicKey::P256(_) => "EC P-256",
             PublicKey::Ed25519(_) => "OKP Ed25519",
+        }
+    }
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &PublicKey) -> bool {
+        use rsa10::traits::PublicKeyParts;
+        match (self, other) {
+            (PublicKey::Rsa(a), PublicKey::Rsa(b)) => a.n() == b.n() && a.e() == b.e(),
+            (PublicKey::P256(a), PublicKey::P256(b)) => a == b,
+            (PublicKey::Ed25519(a), PublicKey::Ed25519(b)) => a == b,
+            _ => false,
         }
     }
 }
@@ -143,6 +155,11 @@ impl KeySet {
     }
 }
 
+fn strip_leading_zeros(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+    b.get(start..).unwrap_or(&[])
+}
+
 fn member<'a>(entry: &'a serde_json::Value, name: &str) -> Result<Option<&'a str>, String> {
     match entry.get(name) {
         None => Ok(None),
@@ -181,15 +198,32 @@ fn parse_key(entry: &serde_json::Value) -> Result<Jwk, String> {
     let kty = member(entry, "kty")?.ok_or("missing \"kty\"")?;
     let key = match kty {
         "RSA" => {
-            let n = rsa::BigUint::from_bytes_be(&required_bytes(entry, "n")?);
-            let e = rsa::BigUint::from_bytes_be(&required_bytes(entry, "e")?);
-            let bits = n.bits();
+            let n_bytes = required_bytes(entry, "n")?;
+            let e_bytes = required_bytes(entry, "e")?;
+            let n_trimmed = strip_leading_zeros(&n_bytes);
+            let bits = n_trimmed
+                .first()
+                .map_or(0, |b| n_trimmed.len() * 8 - b.leading_zeros() as usize);
             if bits < MIN_RSA_BITS {
                 return Err(format!(
                     "RSA modulus of {bits} bits is below the {MIN_RSA_BITS}-bit minimum"
                 ));
             }
-            PublicKey::Rsa(rsa::RsaPublicKey::new(n, e).map_err(|e| format!("RSA key: {e}"))?)
+            if bits > 8192 {
+                return Err(format!(
+                    "RSA modulus of {bits} bits is above the 8192-bit maximum"
+                ));
+            }
+            let e_trimmed = strip_leading_zeros(&e_bytes);
+            if e_trimmed.is_empty() || e_trimmed.len() > 8 {
+                return Err("RSA exponent is out of range".into());
+            }
+            let n = rsa10::BoxedUint::from_be_slice_vartime(n_trimmed);
+            let e = rsa10::BoxedUint::from_be_slice_vartime(e_trimmed);
+            PublicKey::Rsa(
+                rsa10::PublicKey::new_with_size_limits(n, e, MIN_RSA_BITS..=8192)
+                    .map_err(|e| format!("RSA key: {e}"))?,
+            )
         }
         "EC" => {
             let crv = member(entry, "crv")?.ok_or("missing \"crv\"")?;

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaSignature};
+use jwt_compact::alg::{Ed25519, Es256};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 
 use crate::jwks::PublicKey;
@@ -101,17 +101,53 @@ impl Alg {
         )
     }
 
-    fn rsa(self) -> Option<Rsa> {
-        Some(match self {
-            Alg::Rs256 => Rsa::rs256(),
-            Alg::Rs384 => Rsa::rs384(),
-            Alg::Rs512 => Rsa::rs512(),
-            Alg::Ps256 => Rsa::ps256(),
-            Alg::Ps384 => Rsa::ps384(),
-            Alg::Ps512 => Rsa::ps512(),
-            Alg::Es256 | Alg::EdDsa => return None,
-        })
+    fn is_rsa(self) -> bool {
+        matches!(
+            self,
+            Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512
+        )
     }
+}
+
+/// RS*/PS* with the `rsa` 0.10 backend: PKCS#1 v1.5, or PSS with the salt as long as the
+/// hash (RFC 7518 §3.5).
+fn verify_rsa(alg: Alg, key: &rsa10::PublicKey, message: &[u8], signature: &[u8]) -> bool {
+    use rsa10::sha2::{Digest, Sha256, Sha384, Sha512};
+    use rsa10::{Pkcs1v15Sign, Pss};
+    let result = match alg {
+        Alg::Rs256 => key.verify(
+            Pkcs1v15Sign::new::<Sha256>(),
+            &Sha256::digest(message),
+            signature,
+        ),
+        Alg::Rs384 => key.verify(
+            Pkcs1v15Sign::new::<Sha384>(),
+            &Sha384::digest(message),
+            signature,
+        ),
+        Alg::Rs512 => key.verify(
+            Pkcs1v15Sign::new::<Sha512>(),
+            &Sha512::digest(message),
+            signature,
+        ),
+        Alg::Ps256 => key.verify(
+            Pss::<Sha256>::new_with_salt(32),
+            &Sha256::digest(message),
+            signature,
+        ),
+        Alg::Ps384 => key.verify(
+            Pss::<Sha384>::new_with_salt(48),
+            &Sha384::digest(message),
+            signature,
+        ),
+        Alg::Ps512 => key.verify(
+            Pss::<Sha512>::new_with_salt(64),
+            &Sha512::digest(message),
+            signature,
+        ),
+        Alg::Es256 | Alg::EdDsa => return false,
+    };
+    result.is_ok()
 }
 
 impl fmt::Display for Alg {
@@ -124,18 +160,12 @@ impl fmt::Display for Alg {
 /// Returns false for any mismatch, including a key of the wrong type or a signature of
 /// the wrong length (ES256 must be raw `r||s`, 64 bytes; DER is refused).
 pub fn verify(alg: Alg, key: &PublicKey, signing_input: &[u8], signature: &[u8]) -> bool {
-    match (alg.rsa(), key) {
-        (Some(rsa), PublicKey::Rsa(k)) => {
-            use rsa::traits::PublicKeyParts;
-            if signature.len() != k.size() {
-                return false;
-            }
-            match RsaSignature::try_from_slice(signature) {
-                Ok(sig) => rsa.verify_signature(&sig, k, signing_input),
-                Err(_) => false,
-            }
+    match key {
+        PublicKey::Rsa(k) if alg.is_rsa() => {
+            use rsa10::traits::PublicKeyParts;
+            signature.len() == k.size() && verify_rsa(alg, k, signing_input, signature)
         }
-        (None, PublicKey::P256(k)) if alg == Alg::Es256 => {
+        PublicKey::P256(k) if alg == Alg::Es256 => {
             if signature.len() != 64 {
                 return false;
             }
@@ -144,7 +174,7 @@ pub fn verify(alg: Alg, key: &PublicKey, signing_input: &[u8], signature: &[u8])
                 Err(_) => false,
             }
         }
-        (None, PublicKey::Ed25519(k)) if alg == Alg::EdDsa => {
+        PublicKey::Ed25519(k) if alg == Alg::EdDsa => {
             if signature.len() != 64 {
                 return false;
             }
@@ -190,6 +220,48 @@ mod tests {
     fn every_alg_round_trips_its_name() {
         for alg in Alg::ALL {
             assert_eq!(Alg::parse(alg.name()), Ok(alg));
+        }
+    }
+
+    #[test]
+    fn every_rsa_algorithm_verifies_and_rejects_corruption() {
+        use devstack::{sign_bytes, KeyKind, KeyRing, SigningKey};
+        let key = SigningKey::cached(KeyKind::Rsa2048, "sig-test");
+        let jwks = KeyRing::new(vec![key.clone()]).jwks().to_string();
+        let set = crate::jwks::KeySet::parse(jwks.as_bytes()).unwrap();
+        let public = &set.keys[0].key;
+        for alg in [
+            Alg::Rs256,
+            Alg::Rs384,
+            Alg::Rs512,
+            Alg::Ps256,
+            Alg::Ps384,
+            Alg::Ps512,
+        ] {
+            let msg = b"header.payload";
+            let mut sig = sign_bytes(&key, alg.name(), msg);
+            assert!(verify(alg, public, msg, &sig), "{alg}");
+            assert!(
+                !verify(alg, public, b"header.payloaD", &sig),
+                "{alg}: other message"
+            );
+            let other = if alg.name().starts_with("RS") {
+                Alg::Ps256
+            } else {
+                Alg::Rs256
+            };
+            assert!(
+                !verify(other, public, msg, &sig),
+                "{alg} signature accepted as {other}"
+            );
+            sig[10] ^= 1;
+            assert!(!verify(alg, public, msg, &sig), "{alg}: flipped bit");
+            sig.truncate(255);
+            assert!(!verify(alg, public, msg, &sig), "{alg}: short signature");
+            assert!(
+                !verify(Alg::Es256, public, msg, &sig),
+                "ES256 with an RSA key"
+            );
         }
     }
 
