@@ -15,7 +15,7 @@ WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
-.PHONY: bench deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
+.PHONY: bench fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
 
 deps:
 	@bash scripts/deps.sh
@@ -53,6 +53,27 @@ demo-config: build
 
 run:
 	@bash scripts/run-demo.sh
+
+# Fuzzing (nightly + cargo-fuzz): FUZZ_SECONDS per target (default 60); `fuzz-smoke` is
+# the short run CI does. Seeds: fuzz/corpus/<target> (checked in); the growing corpus goes
+# to .run/fuzz/<target>; crashes land in fuzz/artifacts/<target>.
+FUZZ_TARGETS := token config jwks jsonrpc challenge
+FUZZ_SECONDS ?= 60
+
+fuzz-deps:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+
+fuzz: fuzz-deps
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  mkdir -p .run/fuzz/$$t; \
+	  (cd fuzz && $(CARGO) +nightly fuzz run $$t ../.run/fuzz/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+	    | grep -E 'stat::number_of_executed_units|SUMMARY|panicked|crash-|Done'); \
+	done
+
+fuzz-smoke:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
 
 # Throughput and latency side by side with Envoy's jwt_authn (not part of `make test`).
 bench: build

@@ -1,0 +1,12 @@
+//! JWKS parsing (and the remote fetch checks around it): never panics.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(set) = mcp_edge_auth::jwks::KeySet::parse(data) {
+        let _ = set.summary();
+    }
+    let _ = mcp_edge_auth::fetch::jwks_response(Some("200"), Some(data), data.len(), 64 * 1024);
+    let _ = mcp_edge_auth::fetch::discovery_response(Some("200"), Some(data), data.len(), 64 * 1024, "https://idp/");
+});
