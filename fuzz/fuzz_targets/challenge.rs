@@ -40,7 +40,11 @@ fuzz_target!(|data: &[u8]| {
     let description = parts.next().unwrap_or("");
     let scope = parts.next().unwrap_or("");
     let url = parts.next().unwrap_or("");
-    for error in [None, Some(BearerError::InvalidToken), Some(BearerError::InsufficientScope)] {
+    for error in [
+        None,
+        Some(BearerError::InvalidToken),
+        Some(BearerError::InsufficientScope),
+    ] {
         let c = Challenge {
             error,
             description: Some(description),
@@ -48,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
             scope: Some(scope),
         };
         let v = c.header_value();
-        assert!(v.bytes().all(|b| b == b' ' || b.is_ascii_graphic()), "not a header value: {v:?}");
+        assert!(
+            v.bytes().all(|b| b == b' ' || b.is_ascii_graphic()),
+            "not a header value: {v:?}"
+        );
         let names = params(&v).unwrap_or_else(|| panic!("malformed challenge: {v:?}"));
         let mut sorted = names.clone();
         sorted.sort();

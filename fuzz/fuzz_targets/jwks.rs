@@ -8,5 +8,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = set.summary();
     }
     let _ = mcp_edge_auth::fetch::jwks_response(Some("200"), Some(data), data.len(), 64 * 1024);
-    let _ = mcp_edge_auth::fetch::discovery_response(Some("200"), Some(data), data.len(), 64 * 1024, "https://idp/");
+    let _ = mcp_edge_auth::fetch::discovery_response(
+        Some("200"),
+        Some(data),
+        data.len(),
+        64 * 1024,
+        "https://idp/",
+    );
 });

@@ -19,8 +19,12 @@ fn config() -> &'static Config {
 
 fuzz_target!(|data: &[u8]| {
     let cfg = config();
-    let Some(provider) = cfg.providers.first() else { return };
-    let KeySource::Local(keys) = &provider.keys else { return };
+    let Some(provider) = cfg.providers.first() else {
+        return;
+    };
+    let KeySource::Local(keys) = &provider.keys else {
+        return;
+    };
     if let Ok(token) = std::str::from_utf8(data) {
         let _ = mcp_edge_auth::verify::verify(token, provider, keys, 1_800_000_000);
         let auth = format!("Bearer {token}");
@@ -31,6 +35,11 @@ fuzz_target!(|data: &[u8]| {
             authorization: vec![auth.as_str()],
             ..Default::default()
         };
-        let _ = mcp_edge_auth::decide::decide(cfg, &req, &mcp_edge_auth::decide::ConfiguredKeys, 1_800_000_000);
+        let _ = mcp_edge_auth::decide::decide(
+            cfg,
+            &req,
+            &mcp_edge_auth::decide::ConfiguredKeys,
+            1_800_000_000,
+        );
     }
 });
