@@ -58,6 +58,12 @@ pub struct FetchState {
     pub lease_until: u64,
     /// Last refetch triggered by an unknown `kid`.
     pub last_kid_refetch_at: Option<u64>,
+    /// When the fetch holding the lease started.
+    #[serde(default)]
+    pub lease_started_at: u64,
+    /// When the fetch behind the stored keys started (keys are at least this fresh).
+    #[serde(default)]
+    pub keys_requested_at: Option<u64>,
     /// `jwks_uri` learnt from OIDC discovery, if the source is discovery.
     pub jwks_uri: Option<String>,
     /// Last error, for logs.
@@ -94,6 +100,9 @@ impl FetchState {
         if self.lease_held(now) && self.lease_owner.as_deref() != Some(owner) {
             return false;
         }
+        if self.lease_owner.as_deref() != Some(owner) || !self.lease_held(now) {
+            self.lease_started_at = now;
+        }
         self.lease_owner = Some(owner.to_string());
         // Two callouts (discovery + JWKS) may run under one lease.
         self.lease_until = now
@@ -115,9 +124,24 @@ impl FetchState {
         true
     }
 
+    /// Whether a refetch triggered by an unknown `kid` has not produced keys yet (and is
+    /// still within the time a fetch may take): requests with unknown kids wait for it.
+    pub fn kid_refetch_pending(&self, now: u64, p: &FetchPolicy) -> bool {
+        match self.last_kid_refetch_at {
+            Some(t) => {
+                self.keys_requested_at.is_none_or(|r| r < t)
+                    && now
+                        < t.saturating_add(p.timeout.saturating_mul(2))
+                            .saturating_add(1_000)
+            }
+            None => false,
+        }
+    }
+
     pub fn on_success(&mut self, now: u64, p: &FetchPolicy) {
         self.version = self.version.wrapping_add(1);
         self.fetched_at = Some(now);
+        self.keys_requested_at = Some(self.lease_started_at.min(now));
         self.failures = 0;
         self.next_fetch_at =
             now.saturating_add(p.cache_duration.saturating_sub(p.refresh_margin()));
@@ -273,6 +297,27 @@ mod tests {
         assert_eq!(s.freshness(700_000, &p), Freshness::Stale);
         assert_eq!(s.freshness(600_000 + 86_400_000 - 1, &p), Freshness::Stale);
         assert_eq!(s.freshness(600_000 + 86_400_000, &p), Freshness::Expired);
+    }
+
+    #[test]
+    fn a_kid_refetch_is_pending_until_a_fetch_started_after_it_succeeds() {
+        let p = policy();
+        let mut s = FetchState::default();
+        assert!(s.try_lease("vm1", 0, &p));
+        s.on_success(100, &p);
+        assert!(s.request_kid_refetch(1_000, &p));
+        assert!(s.kid_refetch_pending(1_050, &p));
+        // A fetch that started before the trigger does not count.
+        s.lease_started_at = 900;
+        s.on_success(1_100, &p);
+        assert!(s.kid_refetch_pending(1_150, &p));
+        assert!(s.try_lease("vm1", 1_200, &p));
+        s.on_success(1_300, &p);
+        assert!(!s.kid_refetch_pending(1_350, &p));
+        // Bounded: a trigger whose fetch never succeeds stops being pending.
+        assert!(s.request_kid_refetch(40_000, &p));
+        assert!(s.kid_refetch_pending(40_000 + 10_999, &p));
+        assert!(!s.kid_refetch_pending(40_000 + 11_000, &p));
     }
 
     #[test]

@@ -275,7 +275,8 @@ impl Http {
                 let mut in_progress = false;
                 if let Some(key) = key {
                     let _ = update_state(&key, |st| {
-                        in_progress = st.lease_held(now_ms);
+                        in_progress =
+                            st.lease_held(now_ms) || st.kid_refetch_pending(now_ms, &src.policy);
                         scheduled = !in_progress && st.request_kid_refetch(now_ms, &src.policy);
                     });
                 }

@@ -59,6 +59,11 @@ impl KeyCache {
         }
     }
 
+    /// The shared schedule of provider `i` as last read by [`KeyCache::sync`].
+    pub fn state(&self, i: usize) -> Option<FetchState> {
+        self.states.borrow().get(&i).cloned()
+    }
+
     /// The version of provider `i` this VM has parsed (0: none).
     pub fn version(&self, i: usize) -> u64 {
         self.entries.borrow().get(&i).map_or(0, |e| e.version)

@@ -55,6 +55,29 @@ impl Root {
                             &*s.cache,
                             now_ms / 1000,
                         );
+                        // New keys arrived but not the ones this token needs, while the
+                        // refetch its unknown kid triggered is still under way: keep waiting.
+                        if let crate::decide::Decision::Respond {
+                            retry: Some(crate::decide::Retry::UnknownKid(i)),
+                            ..
+                        } = &d
+                        {
+                            let pending = match (s.cache.state(*i), s.config.providers.get(*i)) {
+                                (Some(st), Some(p)) => match &p.keys {
+                                    KeySource::Remote(r) => {
+                                        st.kid_refetch_pending(now_ms, &r.policy)
+                                    }
+                                    KeySource::Local(_) => false,
+                                },
+                                _ => false,
+                            };
+                            if pending && now_ms < w.deadline {
+                                let mut w = w;
+                                w.since_version = s.cache.version(*i);
+                                s.waiters.borrow_mut().push(w);
+                                continue;
+                            }
+                        }
                         if let Action::Continue = http::finish(s, w.context_id, d, w.headers) {
                             host::resume_request();
                         }
