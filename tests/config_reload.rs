@@ -181,7 +181,7 @@ fn plugin_config_changes_under_load_are_atomic_and_broken_ones_are_refused() {
             thread::spawn(move || {
                 let mut n = 0u32;
                 while !stop.load(Ordering::Relaxed) {
-                    let (t, want) = if (n + i) % 2 == 0 {
+                    let (t, want) = if (n + i).is_multiple_of(2) {
                         (&common, 200)
                     } else {
                         (&forged, 401)
