@@ -22,6 +22,7 @@ deps:
 
 build: deps
 	$(CARGO) build -p mcp-edge-auth --lib --release --target $(WASM_TARGET)
+	$(CARGO) build -p passthrough --release --target $(WASM_TARGET)
 	@echo "module: $(WASM) ($$(wc -c < $(WASM)) bytes)"
 
 # Cheap checks first, then the tests (integration tests run the real Envoy with $(WASM)).
