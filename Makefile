@@ -15,7 +15,7 @@ WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
-.PHONY: bench fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
+.PHONY: bench soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
 
 deps:
 	@bash scripts/deps.sh
@@ -75,6 +75,10 @@ fuzz: fuzz-deps
 
 fuzz-smoke:
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=20
+
+# Long run with key rotation (not part of `make test`): SOAK_SECONDS (300), ROTATE_SECONDS (60).
+soak: build
+	$(CARGO) test -p mcp-edge-auth --test soak -- --ignored --nocapture
 
 # Throughput and latency side by side with Envoy's jwt_authn (not part of `make test`).
 bench: build
