@@ -169,6 +169,7 @@ pub struct EnvoyBuilder {
     concurrency: u32,
     wasm_path: Option<PathBuf>,
     yaml_edits: Vec<YamlEdit>,
+    log_level: String,
 }
 
 impl EnvoyBuilder {
@@ -182,6 +183,7 @@ impl EnvoyBuilder {
             concurrency: DEFAULT_CONCURRENCY,
             wasm_path: None,
             yaml_edits: Vec::new(),
+            log_level: "info".to_string(),
         }
     }
 
@@ -201,6 +203,12 @@ impl EnvoyBuilder {
     /// Envoy worker threads (`--concurrency`), default 2.
     pub fn concurrency(mut self, n: u32) -> Self {
         self.concurrency = n;
+        self
+    }
+
+    /// Envoy's log level (`-l`) and the wasm component's; default `info` with `wasm:debug`.
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = level.to_string();
         self
     }
 
@@ -325,7 +333,19 @@ impl EnvoyBuilder {
             .arg("--use-dynamic-base-id")
             .arg("--admin-address-path")
             .arg(&admin_path)
-            .args(["-l", "info", "--component-log-level", "wasm:debug"])
+            .args([
+                "-l",
+                self.log_level.as_str(),
+                "--component-log-level",
+                &format!(
+                    "wasm:{}",
+                    if self.log_level == "info" {
+                        "debug"
+                    } else {
+                        self.log_level.as_str()
+                    }
+                ),
+            ])
             .arg("--concurrency")
             .arg(self.concurrency.to_string())
             .current_dir(repo_root())
