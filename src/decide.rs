@@ -160,7 +160,7 @@ fn denied(response: Response, reason: &'static str, detail: impl Into<String>) -
 /// Decides what to do with a request. `now` is seconds since the epoch.
 pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) -> Decision {
     let path = rules::path_only(req.path);
-    let origin = prm::request_origin(req.forwarded_proto, req.scheme, req.authority);
+    let origin = || prm::request_origin(req.forwarded_proto, req.scheme, req.authority);
 
     if rules::is_suspicious(path) {
         let r = Response::new(400).error_body(
@@ -172,7 +172,7 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
 
     // Well-known paths: metadata we serve, or 404 unless a rule names the path explicitly.
     if let Some(resource_path) = prm::resource_path(path) {
-        return serve_prm(cfg, req, resource_path, origin.as_deref());
+        return serve_prm(cfg, req, resource_path, origin().as_deref());
     }
     let rule = rules::first_match(&cfg.rules, path);
     if path.starts_with("/.well-known/")
@@ -181,14 +181,14 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
         return denied(prm::not_found(path), "not_found", "unknown well-known path");
     }
 
-    let strip_claim_headers = Forward {
+    let strip_claim_headers = || Forward {
         remove_headers: cfg.claim_header_names.clone(),
         set_headers: Vec::new(),
     };
     let Some((rule_index, rule)) = rule else {
         return match cfg.unmatched {
             Unmatched::Allow => Decision::Continue {
-                forward: strip_claim_headers,
+                forward: strip_claim_headers(),
                 outcome: Outcome::Unprotected,
             },
             Unmatched::Deny => denied(
@@ -203,7 +203,7 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
         .and_then(|i| cfg.providers.get(i).map(|p| (i, p)))
     else {
         return Decision::Continue {
-            forward: strip_claim_headers,
+            forward: strip_claim_headers(),
             outcome: Outcome::Unprotected,
         };
     };
@@ -219,9 +219,11 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
         };
     }
 
-    let metadata = prm::metadata_url(&cfg.protected_resource, origin.as_deref(), path);
-    let scope = cfg.protected_resource.scopes_supported.join(" ");
+    // Built only when an answer needs them (not on the allowed path).
+    let metadata = || prm::metadata_url(&cfg.protected_resource, origin().as_deref(), path);
     let challenge = |error: Option<BearerError>, description: Option<&str>| {
+        let metadata = metadata();
+        let scope = cfg.protected_resource.scopes_supported.join(" ");
         Challenge {
             error,
             description,
@@ -282,7 +284,7 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
     let mut needs = Needs::default();
     needs.add(&rule.required_scopes);
     let prefix = provider.scope_prefix.as_deref();
-    if let Some(refusal) = refuse(&needs, &granted, prefix, metadata.as_deref()) {
+    if let Some(refusal) = refuse(&needs, &granted, prefix, &metadata) {
         return refusal;
     }
     let forward = forward_for(cfg, provider, &claims, &granted);
@@ -298,7 +300,7 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
                 granted,
                 mcp_method: req.mcp_method.map(str::to_string),
                 mcp_name: req.mcp_name.map(str::to_string),
-                resource_metadata: metadata,
+                resource_metadata: metadata(),
             },
             outcome,
         },
@@ -347,17 +349,18 @@ fn refuse(
     needs: &Needs,
     granted: &BTreeSet<String>,
     prefix: Option<&str>,
-    metadata: Option<&str>,
+    metadata: &dyn Fn() -> Option<String>,
 ) -> Option<Decision> {
     match needs.check(granted, prefix) {
         Verdict::Allow => None,
         Verdict::InsufficientScope { needed, missing } => {
             let text = format!("the token lacks scope {}", missing.join(" "));
             let scope = needed.join(" ");
+            let metadata = metadata();
             let r = Challenge {
                 error: Some(BearerError::InsufficientScope),
                 description: Some(&text),
-                resource_metadata: metadata,
+                resource_metadata: metadata.as_deref(),
                 scope: Some(&scope),
             }
             .response();
@@ -442,12 +445,8 @@ pub fn decide_body(cfg: &Config, check: &BodyCheck, body: &[u8]) -> Decision {
     needs.add(&rule.required_scopes);
     needs.add_messages(mcp_rule, &messages);
     let prefix = provider.scope_prefix.as_deref();
-    if let Some(refusal) = refuse(
-        &needs,
-        &check.granted,
-        prefix,
-        check.resource_metadata.as_deref(),
-    ) {
+    let metadata = || check.resource_metadata.clone();
+    if let Some(refusal) = refuse(&needs, &check.granted, prefix, &metadata) {
         return refusal;
     }
     Decision::Continue {

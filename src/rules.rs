@@ -60,12 +60,15 @@ pub fn path_only(path: &str) -> &str {
 /// Whether a path has `.`/`..` segments or encoded separators, which Envoy should have
 /// normalized away (`normalize_path`); we refuse them rather than guess.
 pub fn is_suspicious(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
+    let encoded = |b: &[u8]| {
+        matches!(
+            b,
+            [b'%', b'2', b'f' | b'F' | b'e' | b'E'] | [b'%', b'5', b'c' | b'C']
+        )
+    };
     path.split('/').any(|seg| seg == ".." || seg == ".")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || lower.contains("%2e")
         || path.contains('\\')
+        || path.as_bytes().windows(3).any(encoded)
 }
 
 #[cfg(test)]

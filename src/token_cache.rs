@@ -1,13 +1,16 @@
 //! Verified-token cache: a bounded LRU (entries and bytes) of tokens whose signature
-//! checked out, keyed by a SHA-256 of the whole token and the provider. A hit skips only
+//! checked out, keyed by a per-VM randomly keyed SipHash of the whole token and the provider;
+//! a hit also compares the stored token byte for byte, so a hash collision can never make
+//! one token pass as another. A hit skips only
 //! the signature: time, issuer, audience and the rules are checked again, and the entry is
 //! dropped when its key is no longer in the provider's key set.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use std::hash::{BuildHasher, RandomState};
+
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::jwks::{KeySet, PublicKey};
 use crate::signature::Alg;
@@ -16,7 +19,7 @@ use crate::verify::VerifiedToken;
 pub const DEFAULT_MAX_ENTRIES: usize = 1024;
 pub const DEFAULT_MAX_BYTES: usize = 4 * 1024 * 1024;
 
-type Key = ([u8; 32], usize);
+type Key = (u64, usize);
 
 /// What a hit needs to decide again without the signature.
 #[derive(Clone, Debug)]
@@ -26,6 +29,7 @@ pub struct Entry {
     pub key: PublicKey,
     pub exp: i64,
     pub claims: Arc<Map<String, Value>>,
+    token: Box<str>,
     size: usize,
     stamp: u64,
 }
@@ -39,6 +43,7 @@ pub struct TokenCache {
     max_bytes: usize,
     bytes: usize,
     clock: u64,
+    hasher: RandomState,
 }
 
 /// Why a lookup missed (for metrics).
@@ -58,6 +63,7 @@ impl TokenCache {
             max_bytes,
             bytes: 0,
             clock: 0,
+            hasher: RandomState::new(),
         }
     }
 
@@ -77,11 +83,8 @@ impl TokenCache {
         self.bytes
     }
 
-    fn key(token: &str, provider: usize) -> Key {
-        let digest = Sha256::digest(token.as_bytes());
-        let mut k = [0u8; 32];
-        k.copy_from_slice(&digest);
-        (k, provider)
+    fn key(&self, token: &str, provider: usize) -> Key {
+        (self.hasher.hash_one(token), provider)
     }
 
     /// A still-valid entry for `token`: not past `exp` (+ `skew`), and its key still in
@@ -97,9 +100,10 @@ impl TokenCache {
         if !self.enabled() {
             return Err(Miss::Absent);
         }
-        let k = Self::key(token, provider);
+        let k = self.key(token, provider);
         let (expired, key_gone) = match self.map.get(&k) {
             None => return Err(Miss::Absent),
+            Some(e) if &*e.token != token => return Err(Miss::Absent),
             Some(e) => (
                 (now as i128) >= i128::from(e.exp) + i128::from(skew),
                 !keys
@@ -147,7 +151,7 @@ impl TokenCache {
         if size > self.max_bytes {
             return;
         }
-        let k = Self::key(token, provider);
+        let k = self.key(token, provider);
         self.remove(&k);
         self.clock += 1;
         let stamp = self.clock;
@@ -159,6 +163,7 @@ impl TokenCache {
                 key: v.key.clone(),
                 exp: v.exp,
                 claims,
+                token: token.into(),
                 size,
                 stamp,
             },

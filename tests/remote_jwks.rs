@@ -175,15 +175,18 @@ fn idp_down_from_the_start_gives_503_with_retry_after() {
 
 #[test]
 fn rotation_new_kid_passes_within_one_refetch_and_removed_key_fails_after_refresh() {
-    let s = start(json!({"cache_duration": "2s"}), 2);
+    // Key generation first: on a busy machine it can take longer than a refresh period,
+    // and a periodic refresh inside the measured window would count as a second fetch.
+    let new = rsa("rsa-2");
+    let s = start(json!({"cache_duration": "3s"}), 2);
     s.warm();
     let old = s.idp.key("rsa-1").unwrap();
-    let before = s.idp.jwks_fetch_count();
 
     // The IdP publishes a new key and starts signing with it.
-    let new = rsa("rsa-2");
+    let new_token = s.token(&new);
+    let before = s.idp.jwks_fetch_count();
     s.idp.add_key(new.clone());
-    let r = s.call(&s.token(&new));
+    let r = s.call(&new_token);
     assert_eq!(r.status, 200, "new kid: {}", r.text());
     assert_eq!(s.idp.jwks_fetch_count(), before + 1, "exactly one refetch");
     assert_eq!(s.stat("jwks_refetch_unknown_kid"), 1);

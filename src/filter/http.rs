@@ -263,8 +263,18 @@ impl Http {
         s.cache.set_now(now_ms);
         let since = s.cache.version(i);
         if s.cache.sync(i) {
-            // Another worker already stored newer keys.
+            // Another worker already stored newer keys. Decide again; if the token's kid is
+            // still unknown in them (this VM had not loaded any keys yet), that refusal may
+            // itself warrant a refetch, so it goes through this path once more (the keys are
+            // now in sync, so the recursion ends there).
             let again = decide(&s.config, &request_from(&headers), &*s.cache, now_ms / 1000);
+            if let Decision::Respond {
+                retry: Some(next), ..
+            } = &again
+            {
+                let next = *next;
+                return self.retry_or_wait(s, next, again, headers, end_of_stream);
+            }
             return finish(s, id, again, headers);
         }
         let deadline = match retry {
