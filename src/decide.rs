@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::challenge::{BearerError, Challenge};
 use crate::config::{Config, KeySource, Provider};
+use crate::cors;
 use crate::extract::{self, ExtractError};
 use crate::jwks::KeySet;
 use crate::mcp;
@@ -113,6 +114,8 @@ pub struct BodyCheck {
     pub mcp_method: Option<String>,
     pub mcp_name: Option<String>,
     pub resource_metadata: Option<String>,
+    /// The request's `Origin`, for the CORS headers of a refusal.
+    pub origin: Option<String>,
 }
 
 /// The verdict.
@@ -159,6 +162,30 @@ fn denied(response: Response, reason: &'static str, detail: impl Into<String>) -
 
 /// Decides what to do with a request. `now` is seconds since the epoch.
 pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) -> Decision {
+    // Origin first (MCP Streamable HTTP, DNS rebinding): a browser page from an origin not
+    // in `allowed_origins` gets nothing, not even metadata.
+    if let Some(origin) = req.origin {
+        if !cfg.origins.allows(origin) {
+            let shown: String = origin
+                .chars()
+                .take(200)
+                .filter(|c| !c.is_control())
+                .collect();
+            return denied(
+                cors::refused(),
+                "origin_not_allowed",
+                format!("Origin {shown:?} is not in allowed_origins"),
+            );
+        }
+    }
+    let mut d = decide_headers(cfg, req, keys, now);
+    if let Decision::Respond { response, .. } = &mut d {
+        cfg.origins.apply(req.origin, response);
+    }
+    d
+}
+
+fn decide_headers(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) -> Decision {
     let path = rules::path_only(req.path);
     let origin = || prm::request_origin(req.forwarded_proto, req.scheme, req.authority);
 
@@ -221,9 +248,21 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
 
     // Built only when an answer needs them (not on the allowed path).
     let metadata = || prm::metadata_url(&cfg.protected_resource, origin().as_deref(), path);
+    // The 401's `scope`: what this route needs at least (MCP clients request exactly this,
+    // then step up on a 403), else every scope the resource advertises.
     let challenge = |error: Option<BearerError>, description: Option<&str>| {
         let metadata = metadata();
-        let scope = cfg.protected_resource.scopes_supported.join(" ");
+        let scope = if rule.required_scopes.is_empty() {
+            cfg.protected_resource.scopes_supported.join(" ")
+        } else {
+            let prefix = provider.scope_prefix.as_deref();
+            let scopes: Vec<String> = rule
+                .required_scopes
+                .iter()
+                .map(|s| policy::requestable(s, prefix))
+                .collect();
+            scopes.join(" ")
+        };
         Challenge {
             error,
             description,
@@ -301,6 +340,7 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
                 mcp_method: req.mcp_method.map(str::to_string),
                 mcp_name: req.mcp_name.map(str::to_string),
                 resource_metadata: metadata(),
+                origin: req.origin.map(str::to_string),
             },
             outcome,
         },
@@ -394,6 +434,14 @@ pub fn jsonrpc_error(
 /// The body check of an MCP POST: JSON-RPC shape, `Mcp-Method`/`Mcp-Name` agreement, and the
 /// scopes every message needs (union over a batch).
 pub fn decide_body(cfg: &Config, check: &BodyCheck, body: &[u8]) -> Decision {
+    let mut d = check_body(cfg, check, body);
+    if let Decision::Respond { response, .. } = &mut d {
+        cfg.origins.apply(check.origin.as_deref(), response);
+    }
+    d
+}
+
+fn check_body(cfg: &Config, check: &BodyCheck, body: &[u8]) -> Decision {
     let (Some(rule), Some(provider)) =
         (cfg.rules.get(check.rule), cfg.providers.get(check.provider))
     else {
@@ -952,6 +1000,82 @@ mod tests {
         // OPTIONS without the CORS headers still needs a token.
         let (resp, _) = respond(run(&cfg, &req("OPTIONS", "/mcp", vec![])));
         assert_eq!(resp.status, 401);
+    }
+
+    #[test]
+    fn allowed_origins_refuse_other_origins_and_echo_listed_ones() {
+        let cfg = config(json!({"allowed_origins": ["http://app.local"]}));
+        // A listed origin: the challenge is readable by exactly that origin.
+        let mut r = req("POST", "/mcp", vec![]);
+        r.origin = Some("http://app.local");
+        let (resp, _) = respond(run(&cfg, &r));
+        assert_eq!(resp.status, 401);
+        assert_eq!(
+            resp.get_header("access-control-allow-origin"),
+            Some("http://app.local")
+        );
+        assert_eq!(resp.get_header("vary"), Some("Origin"));
+        // Another origin: 403 at the edge, on protected, open and metadata paths alike.
+        for path in [
+            "/mcp",
+            "/healthz",
+            "/.well-known/oauth-protected-resource/mcp",
+        ] {
+            let mut r = req("GET", path, vec![]);
+            r.origin = Some("http://evil.local");
+            let (resp, o) = respond(run(&cfg, &r));
+            assert_eq!(
+                (resp.status, reason(&o)),
+                (403, "origin_not_allowed"),
+                "{path}"
+            );
+            assert_eq!(resp.get_header("access-control-allow-origin"), None);
+        }
+        // No Origin (not a browser): unaffected.
+        let (resp, _) = respond(run(&cfg, &req("GET", "/mcp", vec![])));
+        assert_eq!(resp.status, 401);
+        // Preflight from the listed origin echoes it.
+        let mut r = req("OPTIONS", "/mcp", vec![]);
+        r.origin = Some("http://app.local");
+        r.access_control_request_method = Some("POST");
+        let (resp, _) = respond(run(&cfg, &r));
+        assert_eq!(resp.status, 204);
+        assert_eq!(
+            resp.get_header("access-control-allow-origin"),
+            Some("http://app.local")
+        );
+        // A bad entry is a config error naming it.
+        let bad = json!({"providers": {}, "rules": [], "allowed_origins": ["http://a.local/"]});
+        let e = Config::parse(bad.to_string().as_bytes()).unwrap_err();
+        assert_eq!(e.field, "allowed_origins[0]");
+    }
+
+    #[test]
+    fn the_401_scope_is_what_the_route_needs_else_every_supported_scope() {
+        let www = |cfg: &Config| {
+            let (resp, _) = respond(run(cfg, &req("POST", "/mcp", vec![])));
+            resp.get_header("www-authenticate")
+                .unwrap_or("")
+                .to_string()
+        };
+        let cfg = config(json!({}));
+        assert!(www(&cfg).contains("scope=\"mcp.tools\""), "{}", www(&cfg));
+        let mut v = json!({
+            "rules": [{"match": {"prefix": "/mcp"}, "requires": {"provider_name": "idp"},
+                       "required_scopes": ["mcp.base"]}]
+        });
+        let cfg = config(v.clone());
+        assert!(www(&cfg).contains("scope=\"mcp.base\""), "{}", www(&cfg));
+        v["providers"] = json!({"idp": {
+            "issuer": ISS, "audiences": ["api://demo"], "scope_prefix": "api://demo/",
+            "local_jwks": {"inline_string": jwks()}, "algorithms": ["EdDSA"]
+        }});
+        let cfg = config(v);
+        assert!(
+            www(&cfg).contains("scope=\"api://demo/mcp.base\""),
+            "{}",
+            www(&cfg)
+        );
     }
 
     /// A store that has the test keys for nobody, or for everybody.

@@ -7,6 +7,7 @@
 pub mod b64;
 pub mod challenge;
 pub mod config;
+pub mod cors;
 pub mod decide;
 pub mod duration;
 pub mod extract;

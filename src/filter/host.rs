@@ -34,6 +34,16 @@ pub fn add_request_header(name: &str, value: &str) {
     let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value);
 }
 
+/// Sets (replaces) a header on the response going back to the client.
+pub fn set_response_header(name: &str, value: &str) {
+    hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value)).ok();
+}
+
+/// Adds a header to the response going back to the client (keeps existing values).
+pub fn add_response_header(name: &str, value: &str) {
+    hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value).ok();
+}
+
 pub fn send_response(status: u16, headers: &[(String, String)], body: &[u8]) {
     let headers: Vec<(&str, &str)> = headers
         .iter()

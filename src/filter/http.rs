@@ -59,6 +59,8 @@ pub struct Http {
     context_id: u32,
     shared: Option<Shared>,
     metrics: Rc<Metrics>,
+    /// The request's `Origin`, for the CORS headers of the backend's response.
+    origin: Option<String>,
 }
 
 fn first<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -238,6 +240,7 @@ impl Http {
             context_id,
             shared,
             metrics,
+            origin: None,
         }
     }
 
@@ -356,6 +359,7 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         let headers = host::request_headers();
+        self.origin = first(&headers, "origin").map(str::to_string);
         let now_ms = host::now_millis();
         s.cache.set_now(now_ms);
         let decision = decide(&s.config, &request_from(&headers), &*s.cache, now_ms / 1000);
@@ -379,6 +383,25 @@ impl HttpContext for Http {
             }
             _ => finish(&s, self.context_id, decision, headers),
         }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // Cross-origin callers must be able to read the backend's answer (and its
+        // Mcp-Session-Id). Local answers already carry the same headers.
+        if let Some(s) = &self.shared {
+            for (name, value) in s
+                .config
+                .origins
+                .backend_response_headers(self.origin.as_deref())
+            {
+                if name == "vary" {
+                    host::add_response_header(&name, &value);
+                } else {
+                    host::set_response_header(&name, &value);
+                }
+            }
+        }
+        Action::Continue
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

@@ -63,6 +63,14 @@ const REJECTION_MARKERS: &[&str] = &[
 const POLL: Duration = Duration::from_millis(20);
 
 /// The repository root (the `mcp-edge-auth` package directory).
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -170,6 +178,7 @@ pub struct EnvoyBuilder {
     wasm_path: Option<PathBuf>,
     yaml_edits: Vec<YamlEdit>,
     log_level: String,
+    listen_port: u16,
 }
 
 impl EnvoyBuilder {
@@ -184,6 +193,7 @@ impl EnvoyBuilder {
             wasm_path: None,
             yaml_edits: Vec::new(),
             log_level: "info".to_string(),
+            listen_port: 0,
         }
     }
 
@@ -197,6 +207,13 @@ impl EnvoyBuilder {
     /// callouts).
     pub fn extra_cluster(mut self, name: &str, port: u16) -> Self {
         self.extra_clusters.push((name.to_string(), port));
+        self
+    }
+
+    /// A fixed listener port (default 0: OS-chosen), for configs that must name the URL
+    /// clients use (e.g. an audience equal to the resource URL). See [`free_port`].
+    pub fn listen_port(mut self, port: u16) -> Self {
+        self.listen_port = port;
         self
     }
 
@@ -237,6 +254,16 @@ impl EnvoyBuilder {
             self.backend_port,
             &self.extra_clusters,
         );
+        let yaml = if self.listen_port == 0 {
+            yaml
+        } else {
+            let any = "socket_address: { address: 127.0.0.1, port_value: 0 }\n    filter_chains:";
+            let fixed = format!(
+                "socket_address: {{ address: 127.0.0.1, port_value: {} }}\n    filter_chains:",
+                self.listen_port
+            );
+            yaml.replacen(any, &fixed, 1)
+        };
         self.yaml_edits.iter().fold(yaml, |y, edit| edit(y))
     }
 
