@@ -107,3 +107,6 @@ if [ ! -f "$CLIENTS/node_modules/.package-lock.json" ] \
 fi
 
 command -v chromium >/dev/null || [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
+
+# ---- Load generator (tests/faults.rs, make bench) ------------------------------------------
+command -v wrk >/dev/null || apt_install wrk

@@ -1,7 +1,11 @@
 //! IdP faults under concurrent load (issue "Hardening"): while client threads send valid and
 //! invalid tokens, the JWKS endpoint goes down, returns 500, hangs, returns garbage, rotates
 //! keys and comes back. No valid token is refused, no invalid token is accepted, nothing but
-//! 200/401 is answered, and the fetch count stays bounded.
+//! 200/401 is answered, and the fetch count stays bounded. Two wrk instances (Debian's wrk,
+//! installed by `make test`; script `bench/pool.lua`) add load throughout: one with valid
+//! tokens whose keys stay published (every answer must be 2xx), one with invalid tokens
+//! (every answer must be non-2xx, and none may reach the backend); the client threads check
+//! each individual answer, including across the key rotation.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,6 +16,7 @@
 
 mod support;
 
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -23,6 +28,52 @@ use devstack::{sign_jws, KeyKind, SigningKey};
 use serde_json::json;
 use support::http;
 use support::EnvoyBuilder;
+
+/// Starts wrk for `secs` seconds sending `tokens` in turn to `path`.
+fn wrk(port: u16, tokens: &[String], path: &str, secs: u32) -> (Child, std::path::PathBuf) {
+    let file = std::env::temp_dir().join(format!(
+        "mcp-edge-auth-faults-{}-{}.tokens",
+        std::process::id(),
+        path.replace('/', "_")
+    ));
+    std::fs::write(&file, tokens.join("\n")).unwrap();
+    let script = support::envoy::repo_root().join("bench/pool.lua");
+    let child = Command::new("wrk")
+        .args(["-t1", "-c4", "--timeout", "5s", &format!("-d{secs}s"), "-s"])
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .env("TOKENS", &file)
+        .env("BENCH_PATH", path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run wrk (make test installs it): {e}"));
+    (child, file)
+}
+
+/// (requests completed, non-2xx/3xx answers, socket errors line) from wrk's report.
+fn wrk_result(child: Child, file: std::path::PathBuf) -> (u64, u64, String) {
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(file);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let number_before = |marker: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.contains(marker))?;
+        line.split_whitespace().find_map(|w| w.parse().ok())
+    };
+    let total = number_before(" requests in ").unwrap_or_else(|| panic!("no total: {text}"));
+    let non2xx = number_before("Non-2xx or 3xx responses:").unwrap_or(0);
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Socket errors"))
+        .unwrap_or("")
+        .to_string();
+    (total, non2xx, errors)
+}
 
 #[test]
 fn jwks_faults_under_load_never_cause_a_wrong_decision() {
@@ -86,6 +137,9 @@ fn jwks_faults_under_load_never_cause_a_wrong_decision() {
     }
     let fetches_at_start = idp.jwks_fetch_count();
     let seen_at_start = backend.count();
+    // wrk load for the whole run (phases ≈ 15.5 s).
+    let wrk_valid = wrk(envoy.port(), &valid_before, "/mcp/wrk-valid", 15);
+    let wrk_invalid = wrk(envoy.port(), &invalid, "/mcp/wrk-invalid", 15);
 
     let rotated = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -156,6 +210,40 @@ fn jwks_faults_under_load_never_cause_a_wrong_decision() {
         w.join().unwrap();
     }
 
+    let (valid_total, valid_refused, valid_errors) = wrk_result(wrk_valid.0, wrk_valid.1);
+    let (invalid_total, invalid_refused, invalid_errors) = wrk_result(wrk_invalid.0, wrk_invalid.1);
+    eprintln!(
+        "wrk valid: {valid_total} requests, {valid_refused} non-2xx {valid_errors}; \
+         wrk invalid: {invalid_total} requests, {invalid_refused} non-2xx {invalid_errors}"
+    );
+    assert!(
+        valid_total > 100 && invalid_total > 100,
+        "wrk sent too little"
+    );
+    assert_eq!(valid_refused, 0, "wrk: valid tokens refused");
+    assert_eq!(
+        invalid_refused, invalid_total,
+        "wrk: invalid tokens accepted"
+    );
+    let by_path = |p: &str| {
+        backend
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with(p))
+            .count()
+    };
+    assert_eq!(
+        by_path("/mcp/wrk-invalid"),
+        0,
+        "an invalid token reached the backend"
+    );
+    // wrk counts completed answers; a few may be in flight when it stops.
+    let valid_seen = by_path("/mcp/wrk-valid") as u64;
+    assert!(
+        valid_seen >= valid_total && valid_seen <= valid_total + 4,
+        "backend saw {valid_seen} wrk-valid requests, wrk completed {valid_total}"
+    );
+
     let wrong = wrong.lock().unwrap();
     let total = sent.load(Ordering::Relaxed);
     assert!(total > 300, "only {total} requests were sent");
@@ -166,7 +254,7 @@ fn jwks_faults_under_load_never_cause_a_wrong_decision() {
         &wrong[..wrong.len().min(5)]
     );
     assert_eq!(
-        backend.count() - seen_at_start,
+        backend.count() - seen_at_start - valid_seen as usize,
         valid_sent.load(Ordering::Relaxed),
         "exactly the valid requests reached the backend"
     );

@@ -80,6 +80,48 @@ impl Metrics {
     }
 }
 
+thread_local! {
+    /// When the host's log level was last read (ms since the epoch).
+    static LOG_LEVEL_READ_AT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Follows Envoy's log level for the Wasm component (it can change at runtime through the
+/// admin API), read at most once a second, so that disabled debug lines cost nothing: no
+/// formatting, no host call per request.
+pub fn follow_log_level(now_ms: u64) {
+    let due = LOG_LEVEL_READ_AT.with(|at| {
+        if now_ms.saturating_sub(at.get()) >= 1_000 {
+            at.set(now_ms);
+            true
+        } else {
+            false
+        }
+    });
+    if due {
+        // The SDK panics on an unexpected status; Envoy always answers Ok, but a panic would
+        // kill the VM, so go through the raw call.
+        use proxy_wasm::types::LogLevel;
+        let mut raw: u32 = 1;
+        // SAFETY: `proxy_get_log_level` writes one u32 to the pointer (read as a plain
+        // integer: Envoy may answer 6, "off", which is no `LogLevel` variant).
+        let status = unsafe { proxy_get_log_level(&mut raw) };
+        if status == 0 {
+            proxy_wasm::set_log_level(match raw {
+                0 => LogLevel::Trace,
+                1 => LogLevel::Debug,
+                2 => LogLevel::Info,
+                3 => LogLevel::Warn,
+                4 => LogLevel::Error,
+                _ => LogLevel::Critical,
+            });
+        }
+    }
+}
+
+extern "C" {
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
+}
+
 /// Milliseconds since the epoch.
 pub fn now_millis() -> u64 {
     hostcalls::get_current_time()

@@ -361,6 +361,7 @@ impl HttpContext for Http {
         let headers = host::request_headers();
         self.origin = first(&headers, "origin").map(str::to_string);
         let now_ms = host::now_millis();
+        host::follow_log_level(now_ms);
         s.cache.set_now(now_ms);
         let decision = decide(&s.config, &request_from(&headers), &*s.cache, now_ms / 1000);
         match &decision {

@@ -141,6 +141,7 @@ impl Context for Root {
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
+        host::follow_log_level(host::now_millis());
         let bytes = host::plugin_configuration().unwrap_or_default();
         let cfg = match Config::parse(&bytes) {
             Ok(cfg) => Rc::new(cfg),
