@@ -195,6 +195,19 @@ fn assert_discovery_dance(r: &Value, s: &Stack) {
 }
 
 fn assert_mcp_worked(r: &Value) {
+    // The demo server answers requests as SSE streams (and the client opens the GET
+    // stream): they came through the filter intact, or the calls below would have failed.
+    let sse = r["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["content_type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("text/event-stream"))
+        })
+        .count();
+    assert!(sse >= 2, "no SSE responses seen: {r}");
     assert_eq!(
         r["tools"],
         json!(["add", "headers", "subtract", "whoami"]),

@@ -31,6 +31,8 @@ async function observedFetch(input, init) {
   const method = init?.method ?? 'GET';
   const res = await fetch(input, init);
   const entry = { method, url, status: res.status };
+  const type = res.headers.get('content-type');
+  if (type) entry.content_type = type;
   const www = res.headers.get('www-authenticate');
   if (www) entry.www_authenticate = www;
   if (url.endsWith('/token') && res.ok) {
