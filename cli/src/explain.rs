@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::args::Args;
 use crate::hints::{self, Ctx};
-use crate::{Report, EXIT_DENIED, EXIT_OK};
+use crate::{shown, Report, EXIT_DENIED, EXIT_OK};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -352,7 +352,11 @@ fn trace(cfg: &Config, input: &Input<'_>, t: &mut Trace) {
     let granted_text = if granted.is_empty() {
         "none".to_string()
     } else {
-        granted.iter().cloned().collect::<Vec<_>>().join(" ")
+        granted
+            .iter()
+            .map(|g| g.escape_debug().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     match needs.check(&granted, prefix) {
         Verdict::Allow => t.push(
@@ -461,7 +465,7 @@ fn body_check(
                 method,
                 target: Some(name),
                 ..
-            } => format!("{} {:?}", printable(method), printable(name)),
+            } => format!("{} {}", printable(method), shown(name)),
             Message::Request { method, .. } => printable(method),
             Message::Notification { method } => format!("{} (notification)", printable(method)),
             Message::Response => "(response)".to_string(),
@@ -502,7 +506,7 @@ fn aud_text(claims: &Map<String, Value>) -> String {
     if auds.is_empty() {
         "(none)".into()
     } else {
-        auds.join(", ")
+        auds.iter().map(|a| shown(a)).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -533,16 +537,17 @@ fn pass_detail(
             format!("{} is allowed ({})", printable(alg), allowed.join(", "))
         }
         Check::Header => match kid {
-            Some(k) => format!("no crit; kid {:?}", printable(k)),
+            Some(k) => format!("no crit; kid {}", shown(k)),
             None => "no crit; no kid".into(),
         },
         Check::Typ => format!(
-            "typ {:?} matches require_typ {:?}",
-            header
-                .get("typ")
-                .and_then(Value::as_str)
-                .map(printable)
-                .unwrap_or_default(),
+            "typ {} matches require_typ {:?}",
+            shown(
+                header
+                    .get("typ")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            ),
             provider.require_typ.as_deref().unwrap_or("")
         ),
         Check::NotGraph => format!("aud {} is not Microsoft Graph", aud_text(claims)),
@@ -560,12 +565,13 @@ fn pass_detail(
             )
         }
         Check::Issuer => format!(
-            "iss {:?} is accepted",
-            claims
-                .get("iss")
-                .and_then(Value::as_str)
-                .map(printable)
-                .unwrap_or_default()
+            "iss {} is accepted",
+            shown(
+                claims
+                    .get("iss")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            )
         ),
         Check::Audience => {
             let auds = hints::audiences(claims);
@@ -579,7 +585,7 @@ fn pass_detail(
         Check::Key => {
             let kind = verified.map_or("?", |v| v.key.kind());
             match kid {
-                Some(k) => format!("kid {:?} found: {kind} key", printable(k)),
+                Some(k) => format!("kid {} found: {kind} key", shown(k)),
                 None => format!(
                     "no kid: the only {kind} key for {} in the set ({} keys)",
                     printable(alg),

@@ -195,7 +195,7 @@ fn graph_fix(c: &Ctx<'_>) -> String {
         "the token's aud is Microsoft Graph ({}): the client asked only for Graph permissions (User.Read, openid, \
          profile), not for this API; request a scope of this API — api://{id}/<scope> for a user, \
          api://{id}/.default for client credentials",
-        aud.join(", ")
+        quoted(&aud)
     )
 }
 

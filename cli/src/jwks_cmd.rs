@@ -125,7 +125,7 @@ fn discover(report: &mut Report, url: &str, issuer: Option<&str>, limit: usize) 
 
 fn text(entry: &Value, name: &str) -> Option<String> {
     match entry.get(name)? {
-        Value::String(s) => Some(mcp_edge_auth::signature::printable(s)),
+        Value::String(s) => Some(s.escape_debug().to_string()),
         other => Some(other.to_string()),
     }
 }
@@ -144,7 +144,7 @@ fn list(report: &mut Report, body: &[u8], set: &KeySet) {
     ));
     let mut used = set.keys.iter();
     for (index, entry) in entries.iter().enumerate() {
-        let kid = text(entry, "kid").map_or("(no kid)".to_string(), |k| format!("kid {k:?}"));
+        let kid = text(entry, "kid").map_or("(no kid)".to_string(), |k| format!("kid \"{k}\""));
         let kty = text(entry, "kty").unwrap_or_else(|| "?".into());
         let mut parts = vec![format!("kty {kty}")];
         if let Some(crv) = text(entry, "crv") {

@@ -76,6 +76,16 @@ pub fn run(argv: &[String]) -> Report {
     }
 }
 
+/// A value from a token or key set, quoted, control characters escaped, at most 200
+/// characters: safe to print on a terminal.
+pub fn shown(s: &str) -> String {
+    let mut out: String = s.chars().flat_map(char::escape_debug).take(200).collect();
+    if s.chars().flat_map(char::escape_debug).nth(200).is_some() {
+        out.push('…');
+    }
+    format!("\"{out}\"")
+}
+
 /// Reads a file, or stdin for `-`.
 pub fn read_input(name: &str) -> Result<Vec<u8>, String> {
     if name == "-" {

@@ -442,3 +442,30 @@ fn malformed_and_tampered_tokens_are_never_echoed() {
     assert_eq!(r.code, 1);
     assert!(r.line("FAIL  token").is_some(), "{}", r.stdout);
 }
+
+#[test]
+fn hostile_claim_values_are_escaped() {
+    let cfg = config(entra_provider(), json!({}));
+    let mut c = entra_v2_claims();
+    c["aud"] = json!(["\u{1b}[2Jx\u{7}", API_ID]);
+    c["scp"] = json!("Tools.Read \u{1b}[31mred");
+    let t = token(c);
+    let r = explain(&cfg, &t, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        !r.all().contains('\u{1b}') && !r.all().contains('\u{7}'),
+        "{}",
+        r.all()
+    );
+    c = entra_v2_claims();
+    c["aud"] = json!("\u{1b}]0;title\u{7}");
+    let t = token(c);
+    let r = explain(&cfg, &t, &[]);
+    assert_eq!(r.code, 1);
+    assert!(r.line("FAIL  audience").is_some(), "{}", r.stdout);
+    assert!(
+        !r.all().contains('\u{1b}') && !r.all().contains('\u{7}'),
+        "{}",
+        r.all()
+    );
+}
