@@ -25,6 +25,15 @@ impl PublicKey {
             PublicKey::Ed25519(_) => "OKP Ed25519",
         }
     }
+
+    /// The RSA modulus size in bits (`None` for other key types).
+    pub fn rsa_bits(&self) -> Option<usize> {
+        use rsa10::traits::PublicKeyParts;
+        match self {
+            PublicKey::Rsa(k) => Some(k.n().bit_width() as usize),
+            _ => None,
+        }
+    }
 }
 
 impl PartialEq for PublicKey {

@@ -188,7 +188,7 @@ pub fn verify(alg: Alg, key: &PublicKey, signing_input: &[u8], signature: &[u8])
 }
 
 /// Keeps a hostile value safe to print in a log line or an error description.
-pub(crate) fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     let mut out: String = s
         .chars()
         .filter(|c| c.is_ascii_graphic() || *c == ' ')

@@ -346,9 +346,46 @@ pub fn verify(
     keys: &KeySet,
     now: u64,
 ) -> Result<VerifiedToken, VerifyError> {
+    verify_traced(token, provider, keys, now, |_| {})
+}
+
+/// The checks of [`verify`], in the order they run (for tracing, e.g. `mcp-edge-auth
+/// explain`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Three base64url segments, header and payload JSON objects without duplicates.
+    Structure,
+    /// `alg` known, asymmetric, in the provider's allow-list; a signature is present.
+    Algorithm,
+    /// No `crit` header; `kid`, if present, is a string.
+    Header,
+    /// `typ` (only with `require_typ`).
+    Typ,
+    /// Not a Microsoft Graph token.
+    NotGraph,
+    /// `exp` (required), `nbf`, `iat` with the clock skew.
+    Times,
+    Issuer,
+    Audience,
+    /// A key for the `kid` (or the only key fitting the `alg`).
+    Key,
+    Signature,
+}
+
+/// [`verify`], telling `step` which check starts before running it. When it returns an
+/// error, the last check announced is the one that failed and every earlier one passed.
+pub fn verify_traced(
+    token: &str,
+    provider: &Provider,
+    keys: &KeySet,
+    now: u64,
+    mut step: impl FnMut(Check),
+) -> Result<VerifiedToken, VerifyError> {
+    step(Check::Structure);
     let parsed = parse(token)?;
     let header = &parsed.header;
 
+    step(Check::Algorithm);
     let alg_name = match header.get("alg") {
         Some(Value::String(a)) => a.as_str(),
         Some(_) => return Err(VerifyError::Malformed("alg is not a string".into())),
@@ -361,6 +398,7 @@ pub fn verify(
     if parsed.signature.is_empty() {
         return Err(VerifyError::Malformed("signature is empty".into()));
     }
+    step(Check::Header);
     if header.contains_key("crit") {
         return Err(VerifyError::CriticalHeader);
     }
@@ -370,16 +408,22 @@ pub fn verify(
         Some(_) => return Err(VerifyError::Malformed("kid is not a string".into())),
     };
     if let Some(required) = &provider.require_typ {
+        step(Check::Typ);
         check_typ(header, required)?;
     }
 
+    step(Check::NotGraph);
     if is_graph_token(header, &parsed.claims) {
         return Err(VerifyError::GraphToken);
     }
+    step(Check::Times);
     let exp = check_times(&parsed.claims, now, provider.clock_skew_seconds)?;
+    step(Check::Issuer);
     check_issuer(&parsed.claims, &provider.issuers, &provider.allowed_tenants)?;
+    step(Check::Audience);
     check_audience(&parsed.claims, &provider.audiences)?;
 
+    step(Check::Key);
     let candidates: Vec<_> = keys.candidates(alg, kid).collect();
     match kid {
         Some(k) if candidates.is_empty() => {
@@ -399,6 +443,7 @@ pub fn verify(
         }
         _ => {}
     }
+    step(Check::Signature);
     let input = parsed.signing_input.as_bytes();
     let Some(used) = candidates
         .iter()
@@ -414,6 +459,14 @@ pub fn verify(
         exp: exp.clamp(i64::MIN as f64, i64::MAX as f64) as i64,
         claims: parsed.claims,
     })
+}
+
+/// A JOSE header or a claims set.
+pub type JsonObject = Map<String, Value>;
+
+/// The header and claims of a compact JWS, decoded but NOT verified (for diagnostics).
+pub fn peek(token: &str) -> Result<(JsonObject, JsonObject), VerifyError> {
+    parse(token).map(|p| (p.header, p.claims))
 }
 
 /// Reads a claim by dotted path (`realm_access.roles`).
@@ -676,6 +729,60 @@ mod tests {
         let token = format!("{h}.{p}.AAAA");
         let ok = parse(&token).unwrap();
         assert_eq!(ok.signing_input, format!("{h}.{p}"));
+    }
+
+    #[test]
+    fn traced_checks_run_in_order_and_stop_at_the_failure() {
+        let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k",
+                                    "x": b64::encode(&[7u8; 32])}]});
+        let cfg = crate::config::Config::parse(
+            json!({"providers": {"p": {"issuer": "https://i/", "audiences": ["a"],
+                     "algorithms": ["EdDSA"], "local_jwks": {"inline_string": jwks.to_string()}}},
+                   "rules": []})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let p = &cfg.providers[0];
+        let crate::config::KeySource::Local(keys) = &p.keys else {
+            panic!("local keys")
+        };
+        let token = |c: Value| {
+            format!(
+                "{}.{}.AAAA",
+                b64::encode(br#"{"alg":"EdDSA","kid":"k"}"#),
+                b64::encode(c.to_string().as_bytes())
+            )
+        };
+        let run = |t: &str| {
+            let mut steps = Vec::new();
+            let r = verify_traced(t, p, keys, 1000, |c| steps.push(c));
+            assert_eq!(r.as_ref().err(), verify(t, p, keys, 1000).as_ref().err());
+            (steps, r.err())
+        };
+        let (steps, err) = run(&token(
+            json!({"iss": "https://x/", "aud": "a", "exp": 2000}),
+        ));
+        assert_eq!(
+            steps,
+            vec![
+                Check::Structure,
+                Check::Algorithm,
+                Check::Header,
+                Check::NotGraph,
+                Check::Times,
+                Check::Issuer
+            ]
+        );
+        assert!(matches!(err, Some(VerifyError::Issuer(_))));
+        let (steps, err) = run(&token(
+            json!({"iss": "https://i/", "aud": "a", "exp": 2000}),
+        ));
+        assert_eq!(steps.len(), 9);
+        assert_eq!(steps.last(), Some(&Check::Signature));
+        assert_eq!(err, Some(VerifyError::BadSignature));
+        let (steps, _) = run("a.b");
+        assert_eq!(steps, vec![Check::Structure]);
     }
 
     #[test]
