@@ -1,0 +1,383 @@
+//! `x^e mod n` for a public RSA modulus: Montgomery arithmetic built once per key.
+//!
+//! Numbers are little-endian vectors of 27-bit limbs held in `u32`s. A product of two limbs
+//! is below 2^54, so a Montgomery product can add up every term of a result column in one
+//! `u64` (at most 2 × 304 products for an 8192-bit modulus, < 2^63.3) and carry only once
+//! per column instead of once per product. The columns are dot products of contiguous
+//! slices (one operand is kept reversed), which the compiler turns into tight loops, and
+//! into `i64x2.extmul` when the wasm build has SIMD128.
+//!
+//! `R = 2^(27·L)` is at least `4n`, so intermediate values may stay in `[0, 2n)`
+//! ("almost Montgomery"): no conditional subtraction until the very end. Everything here
+//! runs on public values (signature, key, exponent), so it is variable-time by design and
+//! must never be used with a secret exponent.
+
+/// Bits per limb.
+const W: u32 = 27;
+const MASK: u64 = (1 << W) - 1;
+/// Largest modulus this arithmetic is sized for (the column bound above).
+pub const MAX_BITS: usize = 8192;
+
+/// A public odd modulus with its Montgomery constants.
+#[derive(Clone)]
+pub struct Modulus {
+    /// Limbs of `n`, least significant first; `L` of them.
+    n: Vec<u32>,
+    /// The same limbs, most significant first.
+    n_rev: Vec<u32>,
+    /// `-n⁻¹ mod 2^27`.
+    n0inv: u32,
+    /// `R² mod n`, to enter the Montgomery domain with one product.
+    r2: Vec<u32>,
+    /// Bytes of `n` (big-endian, no leading zero).
+    len_bytes: usize,
+}
+
+/// Why a modulus is not usable here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModulusError {
+    Even,
+    TooLarge,
+}
+
+impl Modulus {
+    /// Precomputes everything `pow` needs. `n_be` is big-endian; leading zeros are allowed.
+    pub fn new(n_be: &[u8]) -> Result<Modulus, ModulusError> {
+        let start = n_be.iter().position(|b| *b != 0).unwrap_or(n_be.len());
+        let n_be = n_be.get(start..).unwrap_or(&[]);
+        let bits = n_be
+            .first()
+            .map_or(0, |b| n_be.len() * 8 - b.leading_zeros() as usize);
+        if bits > MAX_BITS {
+            return Err(ModulusError::TooLarge);
+        }
+        if n_be.last().is_none_or(|b| b & 1 == 0) || bits < 3 {
+            return Err(ModulusError::Even);
+        }
+        // R = 2^(27·L) ≥ 4n  ⇔  27·L ≥ bits + 2.
+        let limbs = (bits + 2).div_ceil(W as usize);
+        let n = limbs_from_be(n_be, limbs).ok_or(ModulusError::TooLarge)?;
+        let n0 = n.first().copied().unwrap_or(1);
+        // Newton iteration for n0⁻¹ mod 2^32: each step doubles the correct low bits.
+        let mut inv: u32 = 1;
+        for _ in 0..5 {
+            inv = inv.wrapping_mul(2u32.wrapping_sub(n0.wrapping_mul(inv)));
+        }
+        let n0inv = inv.wrapping_neg() & (MASK as u32);
+        let mut n_rev = n.clone();
+        n_rev.reverse();
+        let r2 = r_squared(&n, limbs);
+        Ok(Modulus {
+            n,
+            n_rev,
+            n0inv,
+            r2,
+            len_bytes: n_be.len(),
+        })
+    }
+
+    /// Byte length of `n`: the length of a signature and of `pow`'s output.
+    pub fn len_bytes(&self) -> usize {
+        self.len_bytes
+    }
+
+    fn limbs(&self) -> usize {
+        self.n.len()
+    }
+
+    /// `base^e mod n` as `len_bytes()` big-endian bytes. `base` must be below `n` (the
+    /// caller checks; a larger value gives a wrong but harmless result). `e` ≥ 1.
+    pub fn pow(&self, base_be: &[u8], e: u64) -> Option<Vec<u8>> {
+        if e == 0 {
+            return None;
+        }
+        let l = self.limbs();
+        let base = limbs_from_be(base_be, l)?;
+        let mut scratch = Scratch {
+            rev: vec![0; l],
+            m: vec![0; l],
+        };
+        // Into the Montgomery domain: base·R = mont(base, R²).
+        let mut b = vec![0u32; l];
+        self.mul(&base, &self.r2, &mut b, &mut scratch);
+        let mut x = b.clone();
+        let mut t = vec![0u32; l];
+        // Left to right over the bits of e below the top one.
+        let top = 63 - e.leading_zeros();
+        for bit in (0..top).rev() {
+            self.square(&x, &mut t, &mut scratch);
+            if (e >> bit) & 1 == 1 {
+                self.mul(&t, &b, &mut x, &mut scratch);
+            } else {
+                std::mem::swap(&mut x, &mut t);
+            }
+        }
+        // Out of the Montgomery domain: mont(x, 1) = x·R⁻¹, which is at most n.
+        let mut one = vec![0u32; l];
+        if let Some(first) = one.first_mut() {
+            *first = 1;
+        }
+        self.mul(&x, &one, &mut t, &mut scratch);
+        if !less_than(&t, &self.n) {
+            sub_in_place(&mut t, &self.n);
+        }
+        limbs_to_be(&t, self.len_bytes)
+    }
+
+    /// `out = a·b·R⁻¹`, with `a, b < 2n` giving `out < 2n`.
+    fn mul(&self, a: &[u32], b: &[u32], out: &mut [u32], scratch: &mut Scratch) {
+        scratch.rev.copy_from_slice(b);
+        scratch.rev.reverse();
+        let rev = &scratch.rev;
+        let l = self.limbs();
+        // Column k of a·b: Σ a[i]·b[k-i] = Σ a[i]·rev[l-1-k+i].
+        self.reduce(
+            |k| {
+                if k < l {
+                    dot(a.get(..=k), rev.get(l - 1 - k..))
+                } else {
+                    let lo = k + 1 - l;
+                    dot(a.get(lo..), rev.get(..))
+                }
+            },
+            &mut scratch.m,
+            out,
+        );
+    }
+
+    /// `out = a²·R⁻¹`: each cross product once, doubled.
+    fn square(&self, a: &[u32], out: &mut [u32], scratch: &mut Scratch) {
+        scratch.rev.copy_from_slice(a);
+        scratch.rev.reverse();
+        let rev = &scratch.rev;
+        let l = self.limbs();
+        self.reduce(
+            |k| {
+                // Pairs i < k-i, from lo (the first index in range) up to (k-1)/2.
+                let lo = (k + 1).saturating_sub(l);
+                let count = (k + 1) / 2 - lo;
+                let cross = dot(
+                    a.get(lo..lo + count),
+                    rev.get(l - 1 + lo - k..), // = a[k-lo], a[k-lo-1], …
+                );
+                let diagonal = if k % 2 == 0 {
+                    a.get(k / 2).map_or(0, |&x| u64::from(x) * u64::from(x))
+                } else {
+                    0
+                };
+                (cross << 1).wrapping_add(diagonal)
+            },
+            &mut scratch.m,
+            out,
+        );
+    }
+
+    /// Product-scanning Montgomery reduction interleaved with the product columns.
+    /// `column(k)` is column k (0 ≤ k ≤ 2L−2) of the plain product.
+    fn reduce(&self, column: impl Fn(usize) -> u64, m: &mut [u32], out: &mut [u32]) {
+        let l = self.limbs();
+        let n0 = u64::from(self.n.first().copied().unwrap_or(0));
+        let mut acc: u64 = 0;
+        for k in 0..l {
+            // Σ m[i]·n[k-i] for i < k = Σ m[i]·n_rev[l-1-k+i].
+            acc = acc
+                .wrapping_add(column(k))
+                .wrapping_add(dot(m.get(..k), self.n_rev.get(l - 1 - k..)));
+            let mk = ((acc & MASK).wrapping_mul(u64::from(self.n0inv))) & MASK;
+            if let Some(slot) = m.get_mut(k) {
+                *slot = mk as u32;
+            }
+            acc = acc.wrapping_add(mk * n0) >> W;
+        }
+        for k in l..2 * l - 1 {
+            let lo = k + 1 - l;
+            acc = acc
+                .wrapping_add(column(k))
+                .wrapping_add(dot(m.get(lo..), self.n_rev.get(..)));
+            if let Some(slot) = out.get_mut(k - l) {
+                *slot = (acc & MASK) as u32;
+            }
+            acc >>= W;
+        }
+        if let Some(slot) = out.get_mut(l - 1) {
+            *slot = acc as u32;
+        }
+    }
+}
+
+struct Scratch {
+    rev: Vec<u32>,
+    m: Vec<u32>,
+}
+
+/// Σ x[i]·y[i] over the shorter of the two; callers keep the sum below 2^64.
+#[inline(always)]
+fn dot(x: Option<&[u32]>, y: Option<&[u32]>) -> u64 {
+    let (Some(x), Some(y)) = (x, y) else {
+        return 0;
+    };
+    let len = x.len().min(y.len());
+    let (Some(x), Some(y)) = (x.get(..len), y.get(..len)) else {
+        return 0;
+    };
+    x.iter().zip(y).fold(0u64, |s, (&p, &q)| {
+        s.wrapping_add(u64::from(p) * u64::from(q))
+    })
+}
+
+/// `R² mod n` by doubling 1 (2·27·L times) with a subtraction whenever the value reaches n.
+fn r_squared(n: &[u32], limbs: usize) -> Vec<u32> {
+    let mut x = vec![0u32; limbs];
+    if let Some(first) = x.first_mut() {
+        *first = 1;
+    }
+    for _ in 0..2 * (W as usize) * limbs {
+        let mut carry = 0u32;
+        for limb in x.iter_mut() {
+            let v = (*limb << 1) | carry;
+            carry = v >> W;
+            *limb = v & (MASK as u32);
+        }
+        // x < 2n < 2^(27·L): the doubling never carries out of the top limb.
+        if !less_than(&x, n) {
+            sub_in_place(&mut x, n);
+        }
+    }
+    x
+}
+
+/// a < b, both normalised limb vectors of the same length.
+fn less_than(a: &[u32], b: &[u32]) -> bool {
+    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+        if x != y {
+            return x < y;
+        }
+    }
+    false
+}
+
+/// a -= b, for a ≥ b.
+fn sub_in_place(a: &mut [u32], b: &[u32]) {
+    let mut borrow = 0u32;
+    for (x, y) in a.iter_mut().zip(b) {
+        let v = x.wrapping_sub(*y).wrapping_sub(borrow);
+        borrow = v >> 31;
+        *x = v & (MASK as u32);
+    }
+}
+
+/// Big-endian bytes to exactly `limbs` limbs; None if the value does not fit.
+fn limbs_from_be(bytes: &[u8], limbs: usize) -> Option<Vec<u32>> {
+    let mut out = Vec::with_capacity(limbs + 1);
+    let mut acc: u64 = 0;
+    let mut have: u32 = 0;
+    for &byte in bytes.iter().rev() {
+        acc |= u64::from(byte) << have;
+        have += 8;
+        if have >= W {
+            out.push((acc & MASK) as u32);
+            acc >>= W;
+            have -= W;
+        }
+    }
+    if have > 0 {
+        out.push(acc as u32);
+    }
+    while out.len() > limbs {
+        if out.pop() != Some(0) {
+            return None;
+        }
+    }
+    out.resize(limbs, 0);
+    Some(out)
+}
+
+/// Limbs to exactly `len` big-endian bytes; None if the value does not fit.
+fn limbs_to_be(limbs: &[u32], len: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(len + 4);
+    let mut acc: u64 = 0;
+    let mut have: u32 = 0;
+    for &limb in limbs {
+        acc |= u64::from(limb) << have;
+        have += W;
+        while have >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            have -= 8;
+        }
+    }
+    if have > 0 {
+        out.push(acc as u8);
+    }
+    while out.len() > len {
+        if out.pop() != Some(0) {
+            return None;
+        }
+    }
+    out.resize(len, 0);
+    out.reverse();
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Schoolbook reference on u128 for moduli below 2^64.
+    fn pow_small(b: u128, e: u64, n: u128) -> u128 {
+        let mut r = 1u128;
+        for bit in (0..64).rev() {
+            r = r * r % n;
+            if (e >> bit) & 1 == 1 {
+                r = r * b % n;
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn matches_u128_arithmetic_on_small_moduli() {
+        let moduli: [u64; 5] = [
+            0xffff_ffff_ffff_ffc5,
+            0x8000_0000_0000_001d,
+            0x0000_0001_0000_0001,
+            1_000_000_007,
+            0x7,
+        ];
+        for n in moduli {
+            let m = Modulus::new(&n.to_be_bytes()).unwrap();
+            for (b, e) in [
+                (2u64, 65537u64),
+                (n - 1, 3),
+                (12345, 17),
+                (0, 5),
+                (1, 65537),
+            ] {
+                let b = b % n;
+                let got = m.pow(&b.to_be_bytes(), e).unwrap();
+                let want = pow_small(u128::from(b), e, u128::from(n)) as u64;
+                let want = want.to_be_bytes();
+                assert_eq!(got, want[8 - m.len_bytes()..], "n={n:x} b={b} e={e}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_even_and_oversized_moduli() {
+        assert_eq!(Modulus::new(&[0x10, 0x00]).err(), Some(ModulusError::Even));
+        assert_eq!(Modulus::new(&[]).err(), Some(ModulusError::Even));
+        assert_eq!(
+            Modulus::new(&vec![0xff; MAX_BITS / 8 + 1]).err(),
+            Some(ModulusError::TooLarge)
+        );
+        assert!(Modulus::new(&vec![0xff; MAX_BITS / 8]).is_ok());
+    }
+
+    #[test]
+    fn limb_conversion_round_trips() {
+        let bytes: Vec<u8> = (0..256u32).map(|i| (i * 37 + 11) as u8).collect();
+        let limbs = limbs_from_be(&bytes, 80).unwrap();
+        assert_eq!(limbs_to_be(&limbs, 256).unwrap(), bytes);
+        assert!(limbs_from_be(&bytes, 70).is_none());
+    }
+}
