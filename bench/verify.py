@@ -22,7 +22,7 @@ ENVOY = os.path.join(ROOT, ".venv/bin/envoy")
 MODULE = os.path.join(ROOT, "target/wasm32-wasip1/release/verify_bench.wasm")
 TOK = os.path.join(ROOT, ".run/bench")
 ITERATIONS = int(os.environ.get("VERIFY_ITERATIONS", "2000"))
-CASES = [("RS256", "rsa10"), ("RS256", "fast"), ("PS256", "rsa10"), ("PS256", "fast"), ("ES256", "fast")]
+CASES = [tuple(c.split(":")) for c in os.environ.get("VERIFY_CASES", "RS256:rsa10,RS256:fast,PS256:rsa10,PS256:fast,ES256:fast").split(",")]
 LINE = re.compile(r"verify (\S+) \[(\S+)\]: (\d+) iterations, ([\d.]+) µs per verify \(best batch ([\d.]+) µs\)")
 
 

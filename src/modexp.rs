@@ -155,7 +155,7 @@ impl Modulus {
             |k| {
                 // Pairs i < k-i, from lo (the first index in range) up to (k-1)/2.
                 let lo = (k + 1).saturating_sub(l);
-                let count = (k + 1) / 2 - lo;
+                let count = k.div_ceil(2) - lo;
                 let cross = dot(
                     a.get(lo..lo + count),
                     rev.get(l - 1 + lo - k..), // = a[k-lo], a[k-lo-1], …
@@ -220,9 +220,45 @@ fn dot(x: Option<&[u32]>, y: Option<&[u32]>) -> u64 {
     let (Some(x), Some(y)) = (x.get(..len), y.get(..len)) else {
         return 0;
     };
+    dot_exact(x, y)
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline(always)]
+fn dot_exact(x: &[u32], y: &[u32]) -> u64 {
     x.iter().zip(y).fold(0u64, |s, (&p, &q)| {
         s.wrapping_add(u64::from(p) * u64::from(q))
     })
+}
+
+/// SIMD128: four limb products per step with `i64x2.extmul_{low,high}_i32x4_u`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn dot_exact(x: &[u32], y: &[u32]) -> u64 {
+    use core::arch::wasm32::{
+        u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4, u64x2_extract_lane, u64x2_splat,
+    };
+    let xs = x.chunks_exact(4);
+    let ys = y.chunks_exact(4);
+    let tail = xs
+        .remainder()
+        .iter()
+        .zip(ys.remainder())
+        .fold(0u64, |s, (&p, &q)| {
+            s.wrapping_add(u64::from(p) * u64::from(q))
+        });
+    let mut acc = u64x2_splat(0);
+    for (a, b) in xs.zip(ys) {
+        if let (Ok(a), Ok(b)) = (<&[u32; 4]>::try_from(a), <&[u32; 4]>::try_from(b)) {
+            // SAFETY: a and b are references to 16 readable bytes; v128_load is unaligned.
+            let va = unsafe { core::arch::wasm32::v128_load(a.as_ptr().cast()) };
+            let vb = unsafe { core::arch::wasm32::v128_load(b.as_ptr().cast()) };
+            acc = u64x2_add(acc, u64x2_extmul_low_u32x4(va, vb));
+            acc = u64x2_add(acc, u64x2_extmul_high_u32x4(va, vb));
+        }
+    }
+    tail.wrapping_add(u64x2_extract_lane::<0>(acc))
+        .wrapping_add(u64x2_extract_lane::<1>(acc))
 }
 
 /// `R² mod n` by doubling 1 (2·27·L times) with a subtraction whenever the value reaches n.
