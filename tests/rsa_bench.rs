@@ -2,6 +2,9 @@
 //! next to the same measurement inside Envoy's V8 (bench/verify.py), so the V8/native ratio is
 //! visible. `cargo test --release --test rsa_bench -- --ignored --nocapture`.
 
+// Test code: helpers fail the test by panicking.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::time::Instant;
 
 use devstack::{sign_bytes, KeyKind, KeyRing, SigningKey};

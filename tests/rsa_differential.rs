@@ -8,6 +8,9 @@
 //! corrupted encodings are signed with the raw private-key operation so that RSAVP1 yields
 //! exactly the crafted EM.
 
+// Test code: helpers fail the test by panicking.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -491,5 +494,27 @@ fn key_acceptance_matches_the_reference() {
         )
         .is_ok();
         assert_eq!(ours, theirs, "{what}");
+    }
+}
+
+/// Seeds for the `rsa` fuzz target (fuzz/fuzz_targets/rsa.rs): one valid signature per key
+/// and algorithm, in its input format. `cargo test --test rsa_differential -- --ignored
+/// write_rsa_fuzz_seeds`.
+#[test]
+#[ignore = "writes fuzz/corpus/rsa"]
+fn write_rsa_fuzz_seeds() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/rsa");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    for (slot, idx) in [0usize, 5, 8].into_iter().enumerate() {
+        let k = key(idx);
+        for (a, alg) in ALGS.into_iter().enumerate() {
+            let msg = format!("eyJhbGciOiJ{alg}In0.eyJzdWIiOiJ1c2VyLXtpfSJ9");
+            let sig = sign(alg, &k, msg.as_bytes(), None, &mut rng);
+            let mut input = vec![(slot + 3 * a) as u8, 0];
+            input.extend_from_slice(&sig);
+            input.extend_from_slice(msg.as_bytes());
+            std::fs::write(dir.join(format!("valid-{slot}-{alg}")), input).unwrap();
+        }
     }
 }
