@@ -9,6 +9,8 @@ crate the filter used before). Keys and tokens come from `devstack bench-tokens`
 .run/bench (one RSA-2048 and one P-256 key).
 
 Usage: bench/verify.py [--json OUT]   (VERIFY_ITERATIONS, default 2000)
+       bench/verify.py --check          (the module's fast path vs rsa 0.10 inside V8, on
+                                         VERIFY_CHECK_TOKENS tokens and corrupted copies)
 """
 import json
 import os
@@ -75,7 +77,29 @@ def measure(alg, backend):
             "us": float(m.group(4)), "best_us": float(m.group(5))}
 
 
+def check(alg, count):
+    """The wasm (SIMD128) fast path against rsa 0.10 inside V8 on `count` tokens."""
+    jwks = open(os.path.join(TOK, "jwks.json")).read()
+    tokens = [t.strip() for t in open(os.path.join(TOK, alg.lower() + ".txt")) if t.strip()][:count]
+    cfg = {"verify_check": {"alg": alg, "jwks": jwks, "tokens": tokens}}
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "envoy.json")
+        json.dump(bootstrap(cfg), open(path, "w"))
+        out = subprocess.run([ENVOY, "--mode", "validate", "-c", path, "-l", "warning"],
+                             capture_output=True, text=True, timeout=600)
+    m = re.search(r"verify check .*", out.stdout + out.stderr)
+    if not m:
+        sys.exit(f"check {alg}: no result line")
+    print(m.group(0), flush=True)
+    if " 0 mismatches" not in m.group(0):
+        sys.exit("mismatch between the fast path and rsa 0.10 inside V8")
+
+
 def main():
+    if len(sys.argv) >= 2 and sys.argv[1] == "--check":
+        for alg in ("RS256", "PS256"):
+            check(alg, int(os.environ.get("VERIFY_CHECK_TOKENS", "1000")))
+        return
     results = []
     for alg, backend in CASES:
         r = measure(alg, backend)

@@ -134,10 +134,10 @@ impl Modulus {
         self.reduce(
             |k| {
                 if k < l {
-                    dot(a.get(..=k), rev.get(l - 1 - k..))
+                    Acc::ZERO.add_dot(a.get(..=k), rev.get(l - 1 - k..))
                 } else {
                     let lo = k + 1 - l;
-                    dot(a.get(lo..), rev.get(..))
+                    Acc::ZERO.add_dot(a.get(lo..), rev.get(..))
                 }
             },
             &mut scratch.m,
@@ -156,7 +156,7 @@ impl Modulus {
                 // Pairs i < k-i, from lo (the first index in range) up to (k-1)/2.
                 let lo = (k + 1).saturating_sub(l);
                 let count = k.div_ceil(2) - lo;
-                let cross = dot(
+                let cross = Acc::ZERO.add_dot(
                     a.get(lo..lo + count),
                     rev.get(l - 1 + lo - k..), // = a[k-lo], a[k-lo-1], …
                 );
@@ -165,7 +165,7 @@ impl Modulus {
                 } else {
                     0
                 };
-                (cross << 1).wrapping_add(diagonal)
+                cross.doubled().plus(diagonal)
             },
             &mut scratch.m,
             out,
@@ -174,15 +174,14 @@ impl Modulus {
 
     /// Product-scanning Montgomery reduction interleaved with the product columns.
     /// `column(k)` is column k (0 ≤ k ≤ 2L−2) of the plain product.
-    fn reduce(&self, column: impl Fn(usize) -> u64, m: &mut [u32], out: &mut [u32]) {
+    fn reduce(&self, column: impl Fn(usize) -> Acc, m: &mut [u32], out: &mut [u32]) {
         let l = self.limbs();
         let n0 = u64::from(self.n.first().copied().unwrap_or(0));
         let mut acc: u64 = 0;
         for k in 0..l {
             // Σ m[i]·n[k-i] for i < k = Σ m[i]·n_rev[l-1-k+i].
-            acc = acc
-                .wrapping_add(column(k))
-                .wrapping_add(dot(m.get(..k), self.n_rev.get(l - 1 - k..)));
+            let col = column(k).add_dot(m.get(..k), self.n_rev.get(l - 1 - k..));
+            acc = acc.wrapping_add(col.total());
             let mk = ((acc & MASK).wrapping_mul(u64::from(self.n0inv))) & MASK;
             if let Some(slot) = m.get_mut(k) {
                 *slot = mk as u32;
@@ -191,9 +190,8 @@ impl Modulus {
         }
         for k in l..2 * l - 1 {
             let lo = k + 1 - l;
-            acc = acc
-                .wrapping_add(column(k))
-                .wrapping_add(dot(m.get(lo..), self.n_rev.get(..)));
+            let col = column(k).add_dot(m.get(lo..), self.n_rev.get(..));
+            acc = acc.wrapping_add(col.total());
             if let Some(slot) = out.get_mut(k - l) {
                 *slot = (acc & MASK) as u32;
             }
@@ -210,55 +208,143 @@ struct Scratch {
     m: Vec<u32>,
 }
 
-/// Σ x[i]·y[i] over the shorter of the two; callers keep the sum below 2^64.
-#[inline(always)]
-fn dot(x: Option<&[u32]>, y: Option<&[u32]>) -> u64 {
-    let (Some(x), Some(y)) = (x, y) else {
-        return 0;
-    };
-    let len = x.len().min(y.len());
-    let (Some(x), Some(y)) = (x.get(..len), y.get(..len)) else {
-        return 0;
-    };
-    dot_exact(x, y)
+/// A column sum in progress. Callers keep every column below 2^64 (see the module comment).
+#[derive(Clone, Copy)]
+struct Acc {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    v: core::arch::wasm32::v128,
+    s: u64,
 }
 
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+/// Both slices cut to the shorter one's length (an absent range counts as empty).
 #[inline(always)]
-fn dot_exact(x: &[u32], y: &[u32]) -> u64 {
+fn same_len<'a>(x: Option<&'a [u32]>, y: Option<&'a [u32]>) -> (&'a [u32], &'a [u32]) {
+    let (x, y) = (x.unwrap_or(&[]), y.unwrap_or(&[]));
+    let len = x.len().min(y.len());
+    (x.get(..len).unwrap_or(&[]), y.get(..len).unwrap_or(&[]))
+}
+
+#[inline(always)]
+fn scalar_dot(x: &[u32], y: &[u32]) -> u64 {
     x.iter().zip(y).fold(0u64, |s, (&p, &q)| {
         s.wrapping_add(u64::from(p) * u64::from(q))
     })
 }
 
-/// SIMD128: four limb products per step with `i64x2.extmul_{low,high}_i32x4_u`.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline(always)]
-fn dot_exact(x: &[u32], y: &[u32]) -> u64 {
-    use core::arch::wasm32::{
-        u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4, u64x2_extract_lane, u64x2_splat,
-    };
-    let xs = x.chunks_exact(4);
-    let ys = y.chunks_exact(4);
-    let tail = xs
-        .remainder()
-        .iter()
-        .zip(ys.remainder())
-        .fold(0u64, |s, (&p, &q)| {
-            s.wrapping_add(u64::from(p) * u64::from(q))
-        });
-    let mut acc = u64x2_splat(0);
-    for (a, b) in xs.zip(ys) {
-        if let (Ok(a), Ok(b)) = (<&[u32; 4]>::try_from(a), <&[u32; 4]>::try_from(b)) {
-            // SAFETY: a and b are references to 16 readable bytes; v128_load is unaligned.
-            let va = unsafe { core::arch::wasm32::v128_load(a.as_ptr().cast()) };
-            let vb = unsafe { core::arch::wasm32::v128_load(b.as_ptr().cast()) };
-            acc = u64x2_add(acc, u64x2_extmul_low_u32x4(va, vb));
-            acc = u64x2_add(acc, u64x2_extmul_high_u32x4(va, vb));
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+impl Acc {
+    const ZERO: Acc = Acc { s: 0 };
+
+    /// Adds Σ x[i]·y[i] over the shorter of the two.
+    #[inline(always)]
+    fn add_dot(self, x: Option<&[u32]>, y: Option<&[u32]>) -> Acc {
+        let (x, y) = same_len(x, y);
+        Acc {
+            s: self.s.wrapping_add(scalar_dot(x, y)),
         }
     }
-    tail.wrapping_add(u64x2_extract_lane::<0>(acc))
-        .wrapping_add(u64x2_extract_lane::<1>(acc))
+
+    #[inline(always)]
+    fn doubled(self) -> Acc {
+        Acc { s: self.s << 1 }
+    }
+
+    #[inline(always)]
+    fn plus(self, s: u64) -> Acc {
+        Acc {
+            s: self.s.wrapping_add(s),
+        }
+    }
+
+    #[inline(always)]
+    fn total(self) -> u64 {
+        self.s
+    }
+}
+
+/// SIMD128: four limb products per `i64x2.extmul_{low,high}_i32x4_u` pair, on whole-vector
+/// loads (built lane by lane, LLVM would turn them into `load32x2_u` + `i64x2.mul`, which V8
+/// emulates with three multiplies).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+impl Acc {
+    const ZERO: Acc = Acc {
+        v: core::arch::wasm32::u64x2(0, 0),
+        s: 0,
+    };
+
+    /// Adds Σ x[i]·y[i] over the shorter of the two.
+    #[inline(always)]
+    fn add_dot(self, x: Option<&[u32]>, y: Option<&[u32]>) -> Acc {
+        use core::arch::wasm32::{
+            u64x2, u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4, v128, v128_load,
+        };
+        #[inline(always)]
+        fn load(a: &[u32; 4]) -> v128 {
+            // SAFETY: `a` refers to 16 readable bytes; v128.load has no alignment requirement.
+            unsafe { v128_load(a.as_ptr().cast()) }
+        }
+        #[inline(always)]
+        fn mac(acc: v128, a: &[u32; 4], b: &[u32; 4]) -> v128 {
+            let (va, vb) = (load(a), load(b));
+            let lo = u64x2_extmul_low_u32x4(va, vb);
+            let hi = u64x2_extmul_high_u32x4(va, vb);
+            u64x2_add(acc, u64x2_add(lo, hi))
+        }
+        let (x, y) = same_len(x, y);
+        let mut v0 = self.v;
+        let mut v1 = u64x2(0, 0);
+        let x8 = x.chunks_exact(8);
+        let y8 = y.chunks_exact(8);
+        let (x4, y4) = (x8.remainder(), y8.remainder());
+        for (a, b) in x8.zip(y8) {
+            if let (Some(a0), Some(b0), Some(a1), Some(b1)) = (
+                a.first_chunk::<4>(),
+                b.first_chunk::<4>(),
+                a.last_chunk::<4>(),
+                b.last_chunk::<4>(),
+            ) {
+                v0 = mac(v0, a0, b0);
+                v1 = mac(v1, a1, b1);
+            }
+        }
+        let mut s = self.s;
+        let (x1, y1) = match (x4.split_first_chunk::<4>(), y4.split_first_chunk::<4>()) {
+            (Some((a, x1)), Some((b, y1))) => {
+                v0 = mac(v0, a, b);
+                (x1, y1)
+            }
+            _ => (x4, y4),
+        };
+        s = s.wrapping_add(scalar_dot(x1, y1));
+        Acc {
+            v: u64x2_add(v0, v1),
+            s,
+        }
+    }
+
+    #[inline(always)]
+    fn doubled(self) -> Acc {
+        Acc {
+            v: core::arch::wasm32::u64x2_shl(self.v, 1),
+            s: self.s << 1,
+        }
+    }
+
+    #[inline(always)]
+    fn plus(self, s: u64) -> Acc {
+        Acc {
+            v: self.v,
+            s: self.s.wrapping_add(s),
+        }
+    }
+
+    #[inline(always)]
+    fn total(self) -> u64 {
+        use core::arch::wasm32::u64x2_extract_lane;
+        self.s
+            .wrapping_add(u64x2_extract_lane::<0>(self.v))
+            .wrapping_add(u64x2_extract_lane::<1>(self.v))
+    }
 }
 
 /// `R² mod n` by doubling 1 (2·27·L times) with a subtraction whenever the value reaches n.

@@ -3,7 +3,12 @@
 //! visible. `cargo test --release --test rsa_bench -- --ignored --nocapture`.
 
 // Test code: helpers fail the test by panicking.
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::time::Instant;
 

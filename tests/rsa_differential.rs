@@ -9,7 +9,12 @@
 //! exactly the crafted EM.
 
 // Test code: helpers fail the test by panicking.
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::path::PathBuf;
 use std::sync::Mutex;

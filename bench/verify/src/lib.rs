@@ -53,6 +53,9 @@ impl HttpContext for Pass {}
 /// One benchmark run described by `config`; returns the log line.
 pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String> {
     let v: serde_json::Value = serde_json::from_slice(config).map_err(|e| e.to_string())?;
+    if let Some(c) = v.get("verify_check") {
+        return check(c);
+    }
     let b = v.get("verify_bench").ok_or("no \"verify_bench\" object")?;
     let text = |k: &str| {
         b.get(k)
@@ -115,6 +118,68 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
     let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
     Ok(format!(
         "verify {alg_name} [{backend}]: {total} iterations, {mean:.1} µs per verify (best batch {best:.1} µs)"
+    ))
+}
+
+/// `{"verify_check": {"alg", "jwks", "tokens": [...]}}`: the wasm build of the fast path (with
+/// SIMD128) against `rsa` 0.10 in the same VM, on every token and on corrupted copies (bit
+/// flips, s = 0, s = 1, all-ones, truncated); logs
+/// `verify check RS256: N cases, A accepted by both, M mismatches`.
+fn check(c: &serde_json::Value) -> Result<String, String> {
+    let text = |k: &str| {
+        c.get(k)
+            .and_then(|x| x.as_str())
+            .ok_or(format!("missing {k}"))
+    };
+    let alg_name = text("alg")?;
+    let alg = Alg::parse(alg_name).map_err(|e| e.to_string())?;
+    let jwks = text("jwks")?;
+    let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+    let fast = set
+        .keys
+        .into_iter()
+        .find(|k| alg.fits(&k.key))
+        .ok_or("no key for the algorithm")?
+        .key;
+    let reference = rsa10_key(jwks)?;
+    let tokens = c
+        .get("tokens")
+        .and_then(|t| t.as_array())
+        .ok_or("missing tokens")?;
+    let (mut cases, mut accepted, mut mismatches) = (0usize, 0usize, Vec::new());
+    let mut seed: u32 = 0x9e37_79b9;
+    for t in tokens {
+        let t = t.as_str().ok_or("token is not a string")?;
+        let (input, sig_b64) = t.rsplit_once('.').ok_or("token has no signature")?;
+        let sig = mcp_edge_auth::b64::decode_segment(sig_b64).ok_or("bad signature")?;
+        let k = sig.len();
+        let mut variants = vec![sig.clone(), vec![0; k], vec![0xff; k], sig[1..].to_vec()];
+        let mut one = vec![0; k];
+        one[k - 1] = 1;
+        variants.push(one);
+        for _ in 0..3 {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let bit = seed as usize % (k * 8);
+            let mut f = sig.clone();
+            f[bit / 8] ^= 1 << (bit % 8);
+            variants.push(f);
+        }
+        for s in &variants {
+            let a = signature::verify(alg, &fast, input.as_bytes(), s);
+            let b = rsa10_verify(alg, &reference, input.as_bytes(), s);
+            cases += 1;
+            accepted += usize::from(a && b);
+            if a != b {
+                mismatches.push(format!("fast {a} rsa10 {b}"));
+            }
+        }
+    }
+    Ok(format!(
+        "verify check {alg_name}: {cases} cases, {accepted} accepted by both, {} mismatches {:?}",
+        mismatches.len(),
+        mismatches.iter().take(3).collect::<Vec<_>>()
     ))
 }
 
