@@ -133,9 +133,10 @@ impl RsaPublicKey {
         if !(MIN_E..=MAX_E).contains(&e) || e % 2 == 0 || !e_below_n {
             return Err(RsaKeyError::Exponent);
         }
-        let modulus = Modulus::new(n).map_err(|err| match err {
+        let modulus = Modulus::new(n, e).map_err(|err| match err {
             ModulusError::Even => RsaKeyError::EvenModulus,
             ModulusError::TooLarge => RsaKeyError::ModulusBits(bits),
+            ModulusError::ZeroExponent => RsaKeyError::Exponent,
         })?;
         Ok(RsaPublicKey {
             n: n.to_vec(),
@@ -169,7 +170,7 @@ impl RsaPublicKey {
         if signature.len() != self.n.len() || signature >= self.n.as_slice() {
             return None;
         }
-        self.modulus.pow(signature, self.e)
+        self.modulus.pow(signature)
     }
 
     /// Verifies `signature` over `message` (hashed here with `hash`).
