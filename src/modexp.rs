@@ -17,13 +17,19 @@ const W: u32 = 27;
 const MASK: u64 = (1 << W) - 1;
 /// Largest modulus this arithmetic is sized for (the column bound above).
 pub const MAX_BITS: usize = 8192;
+/// Zero limbs in front of every limb vector: a dot product may then start up to 3 limbs
+/// early (on terms that are zero) so that its length is a multiple of 4 and the SIMD loop
+/// needs no scalar tail.
+const P: usize = 4;
 
 /// A public odd modulus with its Montgomery constants.
 #[derive(Clone)]
 pub struct Modulus {
-    /// Limbs of `n`, least significant first; `L` of them.
+    /// Number of limbs, L.
+    l: usize,
+    /// Limbs of `n`, least significant first (after `P` zero limbs, like every limb vector here).
     n: Vec<u32>,
-    /// The same limbs, most significant first.
+    /// The same limbs, most significant first (after `P` zero limbs).
     n_rev: Vec<u32>,
     /// `-n⁻¹ mod 2^27`.
     n0inv: u32,
@@ -65,7 +71,7 @@ impl Modulus {
         // R = 2^(27·L) ≥ 4n  ⇔  27·L ≥ bits + 2.
         let limbs = (bits + 2).div_ceil(W as usize);
         let n = limbs_from_be(n_be, limbs).ok_or(ModulusError::TooLarge)?;
-        let n0 = n.first().copied().unwrap_or(1);
+        let n0 = n.get(P).copied().unwrap_or(1);
         // Newton iteration for n0⁻¹ mod 2^32: each step doubles the correct low bits.
         let mut inv: u32 = 1;
         for _ in 0..5 {
@@ -73,9 +79,12 @@ impl Modulus {
         }
         let n0inv = inv.wrapping_neg() & (MASK as u32);
         let mut n_rev = n.clone();
-        n_rev.reverse();
-        let r2 = r_squared(&n, limbs);
+        if let Some(limbs) = n_rev.get_mut(P..) {
+            limbs.reverse();
+        }
+        let r2 = r_squared(&n);
         let mut modulus = Modulus {
+            l: limbs,
             n,
             n_rev,
             n0inv,
@@ -85,8 +94,8 @@ impl Modulus {
         };
         // R^e mod n = mont(chain(R² mod n), 1): R² is R in Montgomery form.
         let mut scratch = Scratch::new(limbs);
-        let mut one = vec![0u32; limbs];
-        if let Some(first) = one.first_mut() {
+        let mut one = vec![0u32; P + limbs];
+        if let Some(first) = one.get_mut(P) {
             *first = 1;
         }
         let chained = modulus.chain(&r2, &mut scratch);
@@ -100,7 +109,7 @@ impl Modulus {
     }
 
     fn limbs(&self) -> usize {
-        self.n.len()
+        self.l
     }
 
     /// `base^e mod n` as `len_bytes()` big-endian bytes. `base` must be below `n` (the
@@ -117,7 +126,7 @@ impl Modulus {
         let mut scratch = Scratch::new(l);
         let chained = self.chain(&base, &mut scratch);
         let out = self.finish(&chained, &self.correction, &mut scratch);
-        limbs_to_be(&out, self.len_bytes)
+        limbs_to_be(out.get(P..)?, self.len_bytes)
     }
 
     /// Left-to-right square-and-multiply over the bits of e below the top one, with
@@ -125,7 +134,7 @@ impl Modulus {
     fn chain(&self, b: &[u32], scratch: &mut Scratch) -> Vec<u32> {
         let l = self.limbs();
         let mut x = b.to_vec();
-        let mut t = vec![0u32; l];
+        let mut t = vec![0u32; P + l];
         let top = 63 - self.e.leading_zeros();
         for bit in (0..top).rev() {
             self.square(&x, &mut t, scratch);
@@ -140,7 +149,7 @@ impl Modulus {
 
     /// `mont(x, z)` reduced below n (x, z < 2n gives a result below 2n: one subtraction).
     fn finish(&self, x: &[u32], z: &[u32], scratch: &mut Scratch) -> Vec<u32> {
-        let mut out = vec![0u32; self.limbs()];
+        let mut out = vec![0u32; P + self.limbs()];
         self.mul(x, z, &mut out, scratch);
         if !less_than(&out, &self.n) {
             sub_in_place(&mut out, &self.n);
@@ -150,19 +159,14 @@ impl Modulus {
 
     /// `out = a·b·R⁻¹`, with `a, b < 2n` giving `out < 2n`.
     fn mul(&self, a: &[u32], b: &[u32], out: &mut [u32], scratch: &mut Scratch) {
-        scratch.rev.copy_from_slice(b);
-        scratch.rev.reverse();
+        reversed_into(b, &mut scratch.rev);
         let rev = &scratch.rev;
         let l = self.limbs();
-        // Column k of a·b: Σ a[i]·b[k-i] = Σ a[i]·rev[l-1-k+i].
+        // Column k of a·b: Σ a[i]·b[k-i] over lo ≤ i < hi, and b[k-i] = rev[l-1-k+i].
         self.reduce(
             |k| {
-                if k < l {
-                    Acc::ZERO.add_dot(a.get(..=k), rev.get(l - 1 - k..))
-                } else {
-                    let lo = k + 1 - l;
-                    Acc::ZERO.add_dot(a.get(lo..), rev.get(..))
-                }
+                let (lo, hi) = if k < l { (0, k + 1) } else { (k + 1 - l, l) };
+                dot(Acc::ZERO, a, rev, hi, l - 1 + hi - k, hi - lo)
             },
             &mut scratch.m,
             out,
@@ -171,21 +175,17 @@ impl Modulus {
 
     /// `out = a²·R⁻¹`: each cross product once, doubled.
     fn square(&self, a: &[u32], out: &mut [u32], scratch: &mut Scratch) {
-        scratch.rev.copy_from_slice(a);
-        scratch.rev.reverse();
+        reversed_into(a, &mut scratch.rev);
         let rev = &scratch.rev;
         let l = self.limbs();
         self.reduce(
             |k| {
-                // Pairs i < k-i, from lo (the first index in range) up to (k-1)/2.
+                // Pairs i < k-i: from lo (the first index in range) up to ⌈k/2⌉ − 1.
                 let lo = (k + 1).saturating_sub(l);
-                let count = k.div_ceil(2) - lo;
-                let cross = Acc::ZERO.add_dot(
-                    a.get(lo..lo + count),
-                    rev.get(l - 1 + lo - k..), // = a[k-lo], a[k-lo-1], …
-                );
+                let hi = k.div_ceil(2);
+                let cross = dot(Acc::ZERO, a, rev, hi, l - 1 + hi - k, hi - lo);
                 let diagonal = if k % 2 == 0 {
-                    a.get(k / 2).map_or(0, |&x| u64::from(x) * u64::from(x))
+                    a.get(P + k / 2).map_or(0, |&x| u64::from(x) * u64::from(x))
                 } else {
                     0
                 };
@@ -200,30 +200,54 @@ impl Modulus {
     /// `column(k)` is column k (0 ≤ k ≤ 2L−2) of the plain product.
     fn reduce(&self, column: impl Fn(usize) -> Acc, m: &mut [u32], out: &mut [u32]) {
         let l = self.limbs();
-        let n0 = u64::from(self.n.first().copied().unwrap_or(0));
+        let n0 = u64::from(self.n.get(P).copied().unwrap_or(0));
         let mut acc: u64 = 0;
         for k in 0..l {
-            // Σ m[i]·n[k-i] for i < k = Σ m[i]·n_rev[l-1-k+i].
-            let col = column(k).add_dot(m.get(..k), self.n_rev.get(l - 1 - k..));
+            // Σ m[i]·n[k-i] for i < k, with n[k-i] = n_rev[l-1-k+i]; m[k] is not known yet.
+            let col = dot(column(k), m, &self.n_rev, k, l - 1, k);
             acc = acc.wrapping_add(col.total());
             let mk = ((acc & MASK).wrapping_mul(u64::from(self.n0inv))) & MASK;
-            if let Some(slot) = m.get_mut(k) {
+            if let Some(slot) = m.get_mut(P + k) {
                 *slot = mk as u32;
             }
             acc = acc.wrapping_add(mk * n0) >> W;
         }
         for k in l..2 * l - 1 {
             let lo = k + 1 - l;
-            let col = column(k).add_dot(m.get(lo..), self.n_rev.get(..));
+            let col = dot(column(k), m, &self.n_rev, l, 2 * l - 1 - k, l - lo);
             acc = acc.wrapping_add(col.total());
-            if let Some(slot) = out.get_mut(k - l) {
+            if let Some(slot) = out.get_mut(P + k - l) {
                 *slot = (acc & MASK) as u32;
             }
             acc >>= W;
         }
-        if let Some(slot) = out.get_mut(l - 1) {
+        if let Some(slot) = out.get_mut(P + l - 1) {
             *slot = acc as u32;
         }
+    }
+}
+
+/// `rev` = the limbs of `x` most significant first (both with `P` zero limbs in front).
+#[inline(always)]
+fn reversed_into(x: &[u32], rev: &mut [u32]) {
+    if let (Some(src), Some(dst)) = (x.get(P..), rev.get_mut(P..)) {
+        for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+            *d = *s;
+        }
+    }
+}
+
+/// `acc` + Σ x[i]·y[i + off] for the `count` limb indices i below `x_end`, where y's index
+/// of the last term is `y_end − 1` (limb indices, before the `P` zero limbs). The range is
+/// extended downwards to a multiple of 4 terms; the extra terms multiply a zero limb (a
+/// padding limb, or a limb index < 0 on one side, which the callers' ranges guarantee).
+#[inline(always)]
+fn dot(acc: Acc, x: &[u32], y: &[u32], x_end: usize, y_end: usize, count: usize) -> Acc {
+    let c = count.next_multiple_of(4);
+    let (xe, ye) = (P + x_end, P + y_end);
+    match (xe.checked_sub(c), ye.checked_sub(c)) {
+        (Some(xs), Some(ys)) => acc.add_dot(x.get(xs..xe), y.get(ys..ye)),
+        _ => acc.add_dot(x.get(xe - count.min(xe)..xe), y.get(ye - count.min(ye)..ye)),
     }
 }
 
@@ -235,8 +259,8 @@ struct Scratch {
 impl Scratch {
     fn new(limbs: usize) -> Scratch {
         Scratch {
-            rev: vec![0; limbs],
-            m: vec![0; limbs],
+            rev: vec![0; P + limbs],
+            m: vec![0; P + limbs],
         }
     }
 }
@@ -381,9 +405,10 @@ impl Acc {
 }
 
 /// `R² mod n` by doubling 1 (2·27·L times) with a subtraction whenever the value reaches n.
-fn r_squared(n: &[u32], limbs: usize) -> Vec<u32> {
-    let mut x = vec![0u32; limbs];
-    if let Some(first) = x.first_mut() {
+fn r_squared(n: &[u32]) -> Vec<u32> {
+    let limbs = n.len().saturating_sub(P);
+    let mut x = vec![0u32; n.len()];
+    if let Some(first) = x.get_mut(P) {
         *first = 1;
     }
     for _ in 0..2 * (W as usize) * limbs {
@@ -421,7 +446,8 @@ fn sub_in_place(a: &mut [u32], b: &[u32]) {
     }
 }
 
-/// Big-endian bytes to exactly `limbs` limbs; None if the value does not fit.
+/// Big-endian bytes to exactly `limbs` limbs after `P` zero limbs; None if the value does
+/// not fit.
 fn limbs_from_be(bytes: &[u8], limbs: usize) -> Option<Vec<u32>> {
     let mut out = Vec::with_capacity(limbs + 1);
     let mut acc: u64 = 0;
@@ -444,7 +470,9 @@ fn limbs_from_be(bytes: &[u8], limbs: usize) -> Option<Vec<u32>> {
         }
     }
     out.resize(limbs, 0);
-    Some(out)
+    let mut padded = vec![0u32; P];
+    padded.extend_from_slice(&out);
+    Some(padded)
 }
 
 /// Limbs to exactly `len` big-endian bytes; None if the value does not fit.
@@ -541,7 +569,7 @@ mod tests {
     fn limb_conversion_round_trips() {
         let bytes: Vec<u8> = (0..256u32).map(|i| (i * 37 + 11) as u8).collect();
         let limbs = limbs_from_be(&bytes, 80).unwrap();
-        assert_eq!(limbs_to_be(&limbs, 256).unwrap(), bytes);
+        assert_eq!(limbs_to_be(&limbs[P..], 256).unwrap(), bytes);
         assert!(limbs_from_be(&bytes, 70).is_none());
     }
 }
