@@ -4,6 +4,8 @@
 #   make build    the filter module: target/wasm32-wasip1/release/mcp_edge_auth.wasm
 #   make test     fmt check, clippy (host + wasm), demo config validation, cargo test --workspace
 #   make run      the demo: devstack (IdP :9000, MCP server :9100) + Envoy :10000
+#   make bench-verify   per-verify µs inside Envoy's V8 (fast RSA path vs rsa 0.10, ES256) and natively
+#   make rsa-diff       the long RSA differential test against rsa 0.10 (RSA_DIFF_KEYS, RSA_DIFF_MESSAGES)
 #   make fmt | clippy | clean | distclean
 
 SHELL := /bin/bash
@@ -15,7 +17,7 @@ WASM_TARGET := wasm32-wasip1
 WASM := target/$(WASM_TARGET)/release/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
-.PHONY: bench soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
+.PHONY: bench bench-verify rsa-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
 
 deps:
 	@bash scripts/deps.sh
@@ -23,6 +25,7 @@ deps:
 build: deps
 	$(CARGO) build -p mcp-edge-auth --lib --release --target $(WASM_TARGET)
 	$(CARGO) build -p passthrough --release --target $(WASM_TARGET)
+	$(CARGO) build -p verify-bench --release --target $(WASM_TARGET)
 	@echo "module: $(WASM) ($$(wc -c < $(WASM)) bytes)"
 
 # Cheap checks first, then the tests (integration tests run the real Envoy with $(WASM)).
@@ -58,7 +61,7 @@ run:
 # Fuzzing (nightly + cargo-fuzz): FUZZ_SECONDS per target (default 60); `fuzz-smoke` is
 # the short run CI does. Seeds: fuzz/corpus/<target> (checked in); the growing corpus goes
 # to .run/fuzz/<target>; crashes land in fuzz/artifacts/<target>.
-FUZZ_TARGETS := token config jwks jsonrpc challenge
+FUZZ_TARGETS := token config jwks jsonrpc challenge rsa
 FUZZ_SECONDS ?= 60
 
 fuzz-deps:
@@ -86,7 +89,24 @@ bench: build
 	$(CARGO) build -q -p devstack
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	target/debug/devstack bench-tokens --out .run/bench --count 3000
+	python3 bench/verify.py --json .run/bench/verify.json
+	$(CARGO) test -q --release --test rsa_bench -- --ignored --nocapture 2>&1 | grep '^native' | tee .run/bench/native.txt
 	python3 bench/bench.py
+
+# Per-verify microbenchmark: VERIFY_ITERATIONS (2000) signature checks inside Envoy's V8
+# (bench/verify module, on_configure), then the same natively in release mode.
+bench-verify: build
+	$(CARGO) build -q -p devstack
+	@test -f .run/bench/jwks.json -a -f .run/bench/ps256.txt || target/debug/devstack bench-tokens --out .run/bench --count 10
+	python3 bench/verify.py --json .run/bench/verify.json
+	$(CARGO) test -q --release --test rsa_bench -- --ignored --nocapture 2>&1 | grep '^native' | tee .run/bench/native.txt
+
+# The long differential run (make test runs the quick one).
+RSA_DIFF_KEYS ?= 300
+RSA_DIFF_MESSAGES ?= 3
+rsa-diff:
+	RSA_DIFF_KEYS=$(RSA_DIFF_KEYS) RSA_DIFF_MESSAGES=$(RSA_DIFF_MESSAGES) \
+	  $(CARGO) test --release --test rsa_differential -- --ignored --nocapture rsa_differential_full
 
 clean:
 	$(CARGO) clean

@@ -208,6 +208,25 @@ def main():
               f"- warm (d) / jwt_authn (b): {d/b:.2f}; warm / empty Wasm (a2): {d/a2:.2f}; warm / jwt_authn cached (c): {d/c:.2f}",
               f"- cold RS256 (e) / jwt_authn (b): {by['e1']['rps']/b:.2f}; cold RS256 / jwt_authn cold RS256: {by['e1']['rps']/by['b-cold']['rps']:.2f}",
               f"- 401 (f) / a2: {by['f']['rps']/a2:.2f}; PRM (g) / a2: {by['g']['rps']/a2:.2f}", ""]
+    verify_json = os.path.join(TOK, "verify.json")
+    if os.path.exists(verify_json):
+        lines += ["## Per-verify cost (signature check only)", "",
+                  "`bench/verify.py`: the filter's `signature::verify` (or the `rsa` 0.10 crate it used before)",
+                  "in a loop inside Envoy's V8 (bench/verify module, on_configure, host clock; mean of 5 batches,",
+                  "best batch in parentheses); native: the same in a release test binary (`tests/rsa_bench.rs`, best batch).", "",
+                  "| alg | backend | V8 µs/verify | native µs/verify |", "|---|---|---:|---:|"]
+        native = {}
+        native_txt = os.path.join(TOK, "native.txt")
+        if os.path.exists(native_txt):
+            for line in open(native_txt):
+                m = re.match(r"native verify (\S+) \[(\S+)\]: ([\d.]+) µs", line)
+                if m:
+                    native[(m.group(1), m.group(2))] = float(m.group(3))
+        for r in json.load(open(verify_json)):
+            nat = native.get((r["alg"], r["backend"]))
+            label = "rsa 0.10" if r["backend"] == "rsa10" else ("src/rsa_verify.rs" if r["alg"] != "ES256" else "p256 (jwt-compact)")
+            lines.append(f"| {r['alg']} | {label} | {r['us']:.0f} ({r['best_us']:.0f}) | {'' if nat is None else f'{nat:.0f}'} |")
+        lines.append("")
     path = os.path.join(ROOT, "bench/RESULTS.md")
     open(path, "w").write("\n".join(lines))
     print(f"\nwrote {os.path.relpath(path, ROOT)}")

@@ -7,12 +7,13 @@
 use std::fmt;
 
 use crate::b64;
+use crate::rsa_verify::RsaPublicKey;
 use crate::signature::{printable, Alg, MIN_RSA_BITS};
 
 /// A public key ready for signature checks.
 #[derive(Clone)]
 pub enum PublicKey {
-    Rsa(rsa10::PublicKey),
+    Rsa(RsaPublicKey),
     P256(p256::ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
 }
@@ -28,9 +29,8 @@ impl PublicKey {
 
     /// The RSA modulus size in bits (`None` for other key types).
     pub fn rsa_bits(&self) -> Option<usize> {
-        use rsa10::traits::PublicKeyParts;
         match self {
-            PublicKey::Rsa(k) => Some(k.n().bit_width() as usize),
+            PublicKey::Rsa(k) => Some(k.bits()),
             _ => None,
         }
     }
@@ -38,9 +38,8 @@ impl PublicKey {
 
 impl PartialEq for PublicKey {
     fn eq(&self, other: &PublicKey) -> bool {
-        use rsa10::traits::PublicKeyParts;
         match (self, other) {
-            (PublicKey::Rsa(a), PublicKey::Rsa(b)) => a.n() == b.n() && a.e() == b.e(),
+            (PublicKey::Rsa(a), PublicKey::Rsa(b)) => a == b,
             (PublicKey::P256(a), PublicKey::P256(b)) => a == b,
             (PublicKey::Ed25519(a), PublicKey::Ed25519(b)) => a == b,
             _ => false,
@@ -227,10 +226,9 @@ fn parse_key(entry: &serde_json::Value) -> Result<Jwk, String> {
             if e_trimmed.is_empty() || e_trimmed.len() > 8 {
                 return Err("RSA exponent is out of range".into());
             }
-            let n = rsa10::BoxedUint::from_be_slice_vartime(n_trimmed);
-            let e = rsa10::BoxedUint::from_be_slice_vartime(e_trimmed);
+            // Montgomery constants are computed here, once per key set.
             PublicKey::Rsa(
-                rsa10::PublicKey::new_with_size_limits(n, e, MIN_RSA_BITS..=8192)
+                RsaPublicKey::new(n_trimmed, e_trimmed, MIN_RSA_BITS, 8192)
                     .map_err(|e| format!("RSA key: {e}"))?,
             )
         }

@@ -16,18 +16,20 @@ pub mod json;
 pub mod jwks;
 pub mod keys;
 pub mod mcp;
+pub mod modexp;
 pub mod policy;
 pub mod prm;
 pub mod response;
+pub mod rsa_verify;
 pub mod rules;
 pub mod signature;
 pub mod token_cache;
 pub mod verify;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod filter;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 proxy_wasm::main! {{
     filter::install();
 }}

@@ -9,6 +9,7 @@ use jwt_compact::alg::{Ed25519, Es256};
 use jwt_compact::{Algorithm, AlgorithmSignature};
 
 use crate::jwks::PublicKey;
+use crate::rsa_verify::{HashAlg, Padding, RsaPublicKey};
 
 /// Smallest RSA modulus accepted (RFC 7518 §3.3 requires at least 2048 bits).
 pub const MIN_RSA_BITS: usize = 2048;
@@ -109,45 +110,19 @@ impl Alg {
     }
 }
 
-/// RS*/PS* with the `rsa` 0.10 backend: PKCS#1 v1.5, or PSS with the salt as long as the
-/// hash (RFC 7518 §3.5).
-fn verify_rsa(alg: Alg, key: &rsa10::PublicKey, message: &[u8], signature: &[u8]) -> bool {
-    use rsa10::sha2::{Digest, Sha256, Sha384, Sha512};
-    use rsa10::{Pkcs1v15Sign, Pss};
-    let result = match alg {
-        Alg::Rs256 => key.verify(
-            Pkcs1v15Sign::new::<Sha256>(),
-            &Sha256::digest(message),
-            signature,
-        ),
-        Alg::Rs384 => key.verify(
-            Pkcs1v15Sign::new::<Sha384>(),
-            &Sha384::digest(message),
-            signature,
-        ),
-        Alg::Rs512 => key.verify(
-            Pkcs1v15Sign::new::<Sha512>(),
-            &Sha512::digest(message),
-            signature,
-        ),
-        Alg::Ps256 => key.verify(
-            Pss::<Sha256>::new_with_salt(32),
-            &Sha256::digest(message),
-            signature,
-        ),
-        Alg::Ps384 => key.verify(
-            Pss::<Sha384>::new_with_salt(48),
-            &Sha384::digest(message),
-            signature,
-        ),
-        Alg::Ps512 => key.verify(
-            Pss::<Sha512>::new_with_salt(64),
-            &Sha512::digest(message),
-            signature,
-        ),
+/// RS*/PS*: PKCS#1 v1.5, or PSS with the salt as long as the hash (RFC 7518 §3.5), on the
+/// key's precomputed Montgomery form (`rsa_verify.rs`, `modexp.rs`).
+fn verify_rsa(alg: Alg, key: &RsaPublicKey, message: &[u8], signature: &[u8]) -> bool {
+    let (padding, hash) = match alg {
+        Alg::Rs256 => (Padding::Pkcs1v15, HashAlg::Sha256),
+        Alg::Rs384 => (Padding::Pkcs1v15, HashAlg::Sha384),
+        Alg::Rs512 => (Padding::Pkcs1v15, HashAlg::Sha512),
+        Alg::Ps256 => (Padding::Pss, HashAlg::Sha256),
+        Alg::Ps384 => (Padding::Pss, HashAlg::Sha384),
+        Alg::Ps512 => (Padding::Pss, HashAlg::Sha512),
         Alg::Es256 | Alg::EdDsa => return false,
     };
-    result.is_ok()
+    key.verify(padding, hash, message, signature)
 }
 
 impl fmt::Display for Alg {
@@ -162,7 +137,6 @@ impl fmt::Display for Alg {
 pub fn verify(alg: Alg, key: &PublicKey, signing_input: &[u8], signature: &[u8]) -> bool {
     match key {
         PublicKey::Rsa(k) if alg.is_rsa() => {
-            use rsa10::traits::PublicKeyParts;
             signature.len() == k.size() && verify_rsa(alg, k, signing_input, signature)
         }
         PublicKey::P256(k) if alg == Alg::Es256 => {

@@ -272,7 +272,7 @@ fn main() -> ExitCode {
 }
 
 /// Writes what `make bench` needs: `jwks.json` (one RSA-2048 and one P-256 key),
-/// `rs256.txt` / `es256.txt` (`count` distinct tokens each, one per line) and `one.txt`
+/// `rs256.txt` / `ps256.txt` / `es256.txt` (`count` distinct tokens each, one per line) and `one.txt`
 /// (the warm token). Tokens are valid for two hours and carry `scp: "mcp.tools"`.
 fn bench_tokens(
     out: &std::path::Path,
@@ -300,13 +300,17 @@ fn bench_tokens(
             &claims,
         )
     };
-    for (name, key, alg) in [("rs256.txt", &rsa, "RS256"), ("es256.txt", &ec, "ES256")] {
+    for (name, key, alg) in [
+        ("rs256.txt", &rsa, "RS256"),
+        ("ps256.txt", &rsa, "PS256"),
+        ("es256.txt", &ec, "ES256"),
+    ] {
         let lines: Vec<String> = (0..count).map(|i| token(key, alg, i)).collect();
         write(name, lines.join("\n") + "\n")?;
     }
     write("one.txt", token(&rsa, "RS256", 0) + "\n")?;
     say(&format!(
-        "wrote {} ({count} RS256 and ES256 tokens)",
+        "wrote {} ({count} RS256, PS256 and ES256 tokens)",
         out.display()
     ));
     Ok(())

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""`make bench-verify`: per-verify microseconds inside Envoy's V8.
+
+For each (algorithm, backend) Envoy validates a bootstrap whose only filter is the bench
+module (bench/verify, target/wasm32-wasip1/release/verify_bench.wasm); its on_configure runs
+the filter's signature check ITERATIONS times and logs one line, which is read back here.
+Backends: `fast` (the filter's own RSA path, src/rsa_verify.rs) and `rsa10` (the `rsa` 0.10
+crate the filter used before). Keys and tokens come from `devstack bench-tokens` in
+.run/bench (one RSA-2048 and one P-256 key).
+
+Usage: bench/verify.py [--json OUT]   (VERIFY_ITERATIONS, default 2000)
+       bench/verify.py --check          (the module's fast path vs rsa 0.10 inside V8, on
+                                         VERIFY_CHECK_TOKENS tokens and corrupted copies)
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENVOY = os.path.join(ROOT, ".venv/bin/envoy")
+MODULE = os.path.join(ROOT, "target/wasm32-wasip1/release/verify_bench.wasm")
+TOK = os.path.join(ROOT, ".run/bench")
+ITERATIONS = int(os.environ.get("VERIFY_ITERATIONS", "2000"))
+CASES = [tuple(c.split(":")) for c in os.environ.get("VERIFY_CASES", "RS256:rsa10,RS256:fast,PS256:rsa10,PS256:fast,ES256:fast").split(",")]
+LINE = re.compile(r"verify (\S+) \[(\S+)\]: (\d+) iterations, ([\d.]+) µs per verify \(best batch ([\d.]+) µs\)")
+
+
+def bootstrap(config):
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "static_resources": {"listeners": [{
+            "name": "bench",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+            "filter_chains": [{"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "bench",
+                    "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+                        {"match": {"prefix": "/"}, "direct_response": {"status": 200}}]}]},
+                    "http_filters": [
+                        {"name": "envoy.filters.http.wasm", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                            "config": {
+                                "name": "verify_bench", "root_id": "verify_bench",
+                                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                                  "value": json.dumps(config)},
+                                "vm_config": {"vm_id": "verify_bench", "runtime": "envoy.wasm.runtime.v8",
+                                              "code": {"local": {"filename": MODULE}}},
+                            }}},
+                        {"name": "envoy.filters.http.router", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+                    ],
+                },
+            }]}],
+        }]},
+    }
+
+
+def measure(alg, backend):
+    jwks = open(os.path.join(TOK, "jwks.json")).read()
+    token = open(os.path.join(TOK, alg.lower() + ".txt")).readline().strip()
+    cfg = {"verify_bench": {"alg": alg, "backend": backend, "iterations": ITERATIONS, "jwks": jwks, "token": token}}
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "envoy.json")
+        json.dump(bootstrap(cfg), open(path, "w"))
+        out = subprocess.run([ENVOY, "--mode", "validate", "-c", path, "-l", "warning"],
+                             capture_output=True, text=True, timeout=600)
+    text = out.stdout + out.stderr
+    m = LINE.search(text)
+    if not m:
+        sys.exit(f"{alg} [{backend}]: no result line in Envoy's output:\n{text[-2000:]}")
+    return {"alg": alg, "backend": backend, "iterations": int(m.group(3)),
+            "us": float(m.group(4)), "best_us": float(m.group(5))}
+
+
+def check(alg, count):
+    """The wasm (SIMD128) fast path against rsa 0.10 inside V8 on `count` tokens."""
+    jwks = open(os.path.join(TOK, "jwks.json")).read()
+    tokens = [t.strip() for t in open(os.path.join(TOK, alg.lower() + ".txt")) if t.strip()][:count]
+    cfg = {"verify_check": {"alg": alg, "jwks": jwks, "tokens": tokens}}
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "envoy.json")
+        json.dump(bootstrap(cfg), open(path, "w"))
+        out = subprocess.run([ENVOY, "--mode", "validate", "-c", path, "-l", "warning"],
+                             capture_output=True, text=True, timeout=600)
+    m = re.search(r"verify check .*", out.stdout + out.stderr)
+    if not m:
+        sys.exit(f"check {alg}: no result line")
+    print(m.group(0), flush=True)
+    if " 0 mismatches" not in m.group(0):
+        sys.exit("mismatch between the fast path and rsa 0.10 inside V8")
+
+
+def main():
+    if len(sys.argv) >= 2 and sys.argv[1] == "--check":
+        for alg in ("RS256", "PS256"):
+            check(alg, int(os.environ.get("VERIFY_CHECK_TOKENS", "1000")))
+        return
+    results = []
+    for alg, backend in CASES:
+        r = measure(alg, backend)
+        results.append(r)
+        print(f"verify {alg} [{backend}]: {r['iterations']} iterations, {r['us']:.1f} µs per verify "
+              f"(best batch {r['best_us']:.1f} µs)", flush=True)
+    if len(sys.argv) == 3 and sys.argv[1] == "--json":
+        json.dump(results, open(sys.argv[2], "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+//! Per-verify microbenchmark inside Envoy's V8 (`make bench-verify`).
+//!
+//! Configured with
+//! `{"verify_bench": {"alg": "RS256", "iterations": 2000, "backend": "fast", "jwks": "…", "token": "…"}}`
+//! the root context's `on_configure` parses the key set with the filter's own code
+//! (`jwks::KeySet::parse`, which also does the per-key precomputation), then checks the
+//! token's signature `iterations` times with `signature::verify` (backend `fast`) or with the
+//! `rsa` 0.10 crate the filter used before (backend `rsa10`), timed with the host clock, and
+//! logs one line at warn level:
+//! `verify RS256 [fast]: 2000 iterations, 97.1 µs per verify (best batch 95.0 µs)`.
+//! The HTTP side is an empty pass-through; nothing here is meant to serve traffic.
+
+use std::time::SystemTime;
+
+use mcp_edge_auth::jwks::KeySet;
+use mcp_edge_auth::signature::{self, Alg};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{ContextType, LogLevel};
+
+#[derive(Default)]
+pub struct Root;
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let Some(config) = self.get_plugin_configuration() else {
+            return true;
+        };
+        let line = match run(&config, || self.get_current_time()) {
+            Ok(line) => line,
+            Err(e) => format!("verify bench: {e}"),
+        };
+        let _ = proxy_wasm::hostcalls::log(LogLevel::Warn, &line);
+        true
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Pass))
+    }
+}
+
+pub struct Pass;
+
+impl Context for Pass {}
+
+impl HttpContext for Pass {}
+
+/// One benchmark run described by `config`; returns the log line.
+pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String> {
+    let v: serde_json::Value = serde_json::from_slice(config).map_err(|e| e.to_string())?;
+    if let Some(c) = v.get("verify_check") {
+        return check(c);
+    }
+    let b = v.get("verify_bench").ok_or("no \"verify_bench\" object")?;
+    let text = |k: &str| {
+        b.get(k)
+            .and_then(|x| x.as_str())
+            .ok_or(format!("missing {k}"))
+    };
+    let alg_name = text("alg")?;
+    let alg = Alg::parse(alg_name).map_err(|e| e.to_string())?;
+    let iterations = b.get("iterations").and_then(|x| x.as_u64()).unwrap_or(1000) as usize;
+    let backend = b.get("backend").and_then(|x| x.as_str()).unwrap_or("fast");
+    let jwks = text("jwks")?;
+    let token = text("token")?;
+
+    let (input, sig_b64) = token.rsplit_once('.').ok_or("token has no signature")?;
+    let sig = mcp_edge_auth::b64::decode_segment(sig_b64).ok_or("signature is not base64url")?;
+    let input = input.as_bytes();
+
+    let mut check: Box<dyn FnMut() -> bool> = match backend {
+        "fast" => {
+            let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+            let key = set
+                .keys
+                .into_iter()
+                .find(|k| alg.fits(&k.key))
+                .ok_or("no key for the algorithm")?
+                .key;
+            Box::new(move || signature::verify(alg, &key, input, &sig))
+        }
+        "rsa10" => {
+            let key = rsa10_key(jwks)?;
+            Box::new(move || rsa10_verify(alg, &key, input, &sig))
+        }
+        other => return Err(format!("unknown backend {other}")),
+    };
+    if !check() {
+        return Err(format!("{alg_name} [{backend}]: the token does not verify"));
+    }
+
+    // Warm-up (tier-up to the optimising compiler), then five timed batches.
+    for _ in 0..iterations.div_ceil(10) {
+        check();
+    }
+    let batches = 5;
+    let per_batch = iterations.div_ceil(batches).max(1);
+    let mut times = Vec::with_capacity(batches);
+    let mut ok = true;
+    for _ in 0..batches {
+        let start = now();
+        for _ in 0..per_batch {
+            ok &= check();
+        }
+        let elapsed = now().duration_since(start).map_err(|e| e.to_string())?;
+        times.push(elapsed.as_secs_f64() * 1e6 / per_batch as f64);
+    }
+    if !ok {
+        return Err("a verification failed".into());
+    }
+    let total = per_batch * batches;
+    let mean = times.iter().sum::<f64>() / batches as f64;
+    let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
+    Ok(format!(
+        "verify {alg_name} [{backend}]: {total} iterations, {mean:.1} µs per verify (best batch {best:.1} µs)"
+    ))
+}
+
+/// `{"verify_check": {"alg", "jwks", "tokens": [...]}}`: the wasm build of the fast path (with
+/// SIMD128) against `rsa` 0.10 in the same VM, on every token and on corrupted copies (bit
+/// flips, s = 0, s = 1, all-ones, truncated); logs
+/// `verify check RS256: N cases, A accepted by both, M mismatches`.
+fn check(c: &serde_json::Value) -> Result<String, String> {
+    let text = |k: &str| {
+        c.get(k)
+            .and_then(|x| x.as_str())
+            .ok_or(format!("missing {k}"))
+    };
+    let alg_name = text("alg")?;
+    let alg = Alg::parse(alg_name).map_err(|e| e.to_string())?;
+    let jwks = text("jwks")?;
+    let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+    let fast = set
+        .keys
+        .into_iter()
+        .find(|k| alg.fits(&k.key))
+        .ok_or("no key for the algorithm")?
+        .key;
+    let reference = rsa10_key(jwks)?;
+    let tokens = c
+        .get("tokens")
+        .and_then(|t| t.as_array())
+        .ok_or("missing tokens")?;
+    let (mut cases, mut accepted, mut mismatches) = (0usize, 0usize, Vec::new());
+    let mut seed: u32 = 0x9e37_79b9;
+    for t in tokens {
+        let t = t.as_str().ok_or("token is not a string")?;
+        let (input, sig_b64) = t.rsplit_once('.').ok_or("token has no signature")?;
+        let sig = mcp_edge_auth::b64::decode_segment(sig_b64).ok_or("bad signature")?;
+        let k = sig.len();
+        let mut variants = vec![sig.clone(), vec![0; k], vec![0xff; k], sig[1..].to_vec()];
+        let mut one = vec![0; k];
+        one[k - 1] = 1;
+        variants.push(one);
+        for _ in 0..3 {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let bit = seed as usize % (k * 8);
+            let mut f = sig.clone();
+            f[bit / 8] ^= 1 << (bit % 8);
+            variants.push(f);
+        }
+        for s in &variants {
+            let a = signature::verify(alg, &fast, input.as_bytes(), s);
+            let b = rsa10_verify(alg, &reference, input.as_bytes(), s);
+            cases += 1;
+            accepted += usize::from(a && b);
+            if a != b {
+                mismatches.push(format!("fast {a} rsa10 {b}"));
+            }
+        }
+    }
+    Ok(format!(
+        "verify check {alg_name}: {cases} cases, {accepted} accepted by both, {} mismatches {:?}",
+        mismatches.len(),
+        mismatches.iter().take(3).collect::<Vec<_>>()
+    ))
+}
+
+fn rsa10_key(jwks: &str) -> Result<rsa10::PublicKey, String> {
+    let v: serde_json::Value = serde_json::from_str(jwks).map_err(|e| e.to_string())?;
+    let k = v
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .and_then(|keys| {
+            keys.iter()
+                .find(|k| k.get("kty").and_then(|t| t.as_str()) == Some("RSA"))
+        })
+        .ok_or("no RSA key")?;
+    let member = |name: &str| {
+        k.get(name)
+            .and_then(|x| x.as_str())
+            .and_then(mcp_edge_auth::b64::decode_member)
+            .ok_or(format!("bad {name}"))
+    };
+    let n = rsa10::BoxedUint::from_be_slice_vartime(&member("n")?);
+    let e = rsa10::BoxedUint::from_be_slice_vartime(&member("e")?);
+    rsa10::PublicKey::new_with_size_limits(n, e, 2048..=8192).map_err(|e| e.to_string())
+}
+
+/// What `signature.rs::verify_rsa` did before the fast path.
+fn rsa10_verify(alg: Alg, key: &rsa10::PublicKey, message: &[u8], signature: &[u8]) -> bool {
+    use rsa10::sha2::{Digest, Sha256, Sha384, Sha512};
+    use rsa10::{Pkcs1v15Sign, Pss};
+    let result = match alg {
+        Alg::Rs256 => key.verify(
+            Pkcs1v15Sign::new::<Sha256>(),
+            &Sha256::digest(message),
+            signature,
+        ),
+        Alg::Rs384 => key.verify(
+            Pkcs1v15Sign::new::<Sha384>(),
+            &Sha384::digest(message),
+            signature,
+        ),
+        Alg::Rs512 => key.verify(
+            Pkcs1v15Sign::new::<Sha512>(),
+            &Sha512::digest(message),
+            signature,
+        ),
+        Alg::Ps256 => key.verify(
+            Pss::<Sha256>::new_with_salt(32),
+            &Sha256::digest(message),
+            signature,
+        ),
+        Alg::Ps384 => key.verify(
+            Pss::<Sha384>::new_with_salt(48),
+            &Sha384::digest(message),
+            signature,
+        ),
+        Alg::Ps512 => key.verify(
+            Pss::<Sha512>::new_with_salt(64),
+            &Sha512::digest(message),
+            signature,
+        ),
+        Alg::Es256 | Alg::EdDsa => return false,
+    };
+    result.is_ok()
+}
+
+#[cfg(target_arch = "wasm32")]
+proxy_wasm::main! {{
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
+}}
