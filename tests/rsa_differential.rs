@@ -35,49 +35,9 @@ const ALGS: [Alg; 6] = [
     Alg::Ps512,
 ];
 
-/// What `signature.rs::verify_rsa` did with `rsa` 0.10 before the fast path.
-fn reference(alg: Alg, key: &rsa10::PublicKey, message: &[u8], signature: &[u8]) -> bool {
-    use rsa10::sha2::{Digest, Sha256, Sha384, Sha512};
-    use rsa10::traits::PublicKeyParts;
-    use rsa10::{Pkcs1v15Sign, Pss};
-    if signature.len() != key.size() {
-        return false;
-    }
-    let r = match alg {
-        Alg::Rs256 => key.verify(
-            Pkcs1v15Sign::new::<Sha256>(),
-            &Sha256::digest(message),
-            signature,
-        ),
-        Alg::Rs384 => key.verify(
-            Pkcs1v15Sign::new::<Sha384>(),
-            &Sha384::digest(message),
-            signature,
-        ),
-        Alg::Rs512 => key.verify(
-            Pkcs1v15Sign::new::<Sha512>(),
-            &Sha512::digest(message),
-            signature,
-        ),
-        Alg::Ps256 => key.verify(
-            Pss::<Sha256>::new_with_salt(32),
-            &Sha256::digest(message),
-            signature,
-        ),
-        Alg::Ps384 => key.verify(
-            Pss::<Sha384>::new_with_salt(48),
-            &Sha384::digest(message),
-            signature,
-        ),
-        Alg::Ps512 => key.verify(
-            Pss::<Sha512>::new_with_salt(64),
-            &Sha512::digest(message),
-            signature,
-        ),
-        _ => return false,
-    };
-    r.is_ok()
-}
+#[path = "../bench/verify/src/rsa10_reference.rs"]
+mod rsa10_reference;
+use rsa10_reference::rsa10_verify as reference;
 
 fn sign(
     alg: Alg,

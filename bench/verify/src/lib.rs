@@ -12,10 +12,13 @@
 
 use std::time::SystemTime;
 
+mod rsa10_reference;
+
 use mcp_edge_auth::jwks::KeySet;
 use mcp_edge_auth::signature::{self, Alg};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
+use rsa10_reference::rsa10_verify;
 
 #[derive(Default)]
 pub struct Root;
@@ -202,46 +205,6 @@ fn rsa10_key(jwks: &str) -> Result<rsa10::PublicKey, String> {
     let n = rsa10::BoxedUint::from_be_slice_vartime(&member("n")?);
     let e = rsa10::BoxedUint::from_be_slice_vartime(&member("e")?);
     rsa10::PublicKey::new_with_size_limits(n, e, 2048..=8192).map_err(|e| e.to_string())
-}
-
-/// What `signature.rs::verify_rsa` did before the fast path.
-fn rsa10_verify(alg: Alg, key: &rsa10::PublicKey, message: &[u8], signature: &[u8]) -> bool {
-    use rsa10::sha2::{Digest, Sha256, Sha384, Sha512};
-    use rsa10::{Pkcs1v15Sign, Pss};
-    let result = match alg {
-        Alg::Rs256 => key.verify(
-            Pkcs1v15Sign::new::<Sha256>(),
-            &Sha256::digest(message),
-            signature,
-        ),
-        Alg::Rs384 => key.verify(
-            Pkcs1v15Sign::new::<Sha384>(),
-            &Sha384::digest(message),
-            signature,
-        ),
-        Alg::Rs512 => key.verify(
-            Pkcs1v15Sign::new::<Sha512>(),
-            &Sha512::digest(message),
-            signature,
-        ),
-        Alg::Ps256 => key.verify(
-            Pss::<Sha256>::new_with_salt(32),
-            &Sha256::digest(message),
-            signature,
-        ),
-        Alg::Ps384 => key.verify(
-            Pss::<Sha384>::new_with_salt(48),
-            &Sha384::digest(message),
-            signature,
-        ),
-        Alg::Ps512 => key.verify(
-            Pss::<Sha512>::new_with_salt(64),
-            &Sha512::digest(message),
-            signature,
-        ),
-        Alg::Es256 | Alg::EdDsa => return false,
-    };
-    result.is_ok()
 }
 
 #[cfg(target_arch = "wasm32")]
