@@ -128,61 +128,47 @@ fn params(challenge: &str) -> Vec<(String, String)> {
 
 const INIT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
+impl Stack {
+    /// A call without a token to `called` must name the metadata at `metadata_path` (a path on
+    /// this Envoy), and fetching `fetched` must give a document whose `resource` is `resource`
+    /// (a path on this Envoy).
+    fn assert_discovery(&self, called: &str, metadata_path: &str, fetched: &str, resource: &str) {
+        let r = self.send("POST", called, &[], INIT);
+        assert_eq!(r.status, 401);
+        let metadata = format!("{}{metadata_path}", self.base());
+        assert!(
+            www(&r).contains(&format!("resource_metadata=\"{metadata}\"")),
+            "{called}: {}",
+            www(&r)
+        );
+        let doc = self.send("GET", fetched, &[], b"").json();
+        assert_eq!(
+            doc["resource"],
+            format!("{}{resource}", self.base()),
+            "{called}"
+        );
+    }
+}
+
 #[test]
 fn prm_resource_is_the_url_the_client_used() {
     let s = start(|_| {});
-    let r = s.send("POST", "/mcp", &[], INIT);
-    assert_eq!(r.status, 401);
-    let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", s.base());
-    assert!(www(&r).contains(&format!("resource_metadata=\"{metadata}\"")));
-    let doc = s
-        .send("GET", "/.well-known/oauth-protected-resource/mcp", &[], b"")
-        .json();
-    assert_eq!(doc["resource"], format!("{}/mcp", s.base()));
+    let m = "/.well-known/oauth-protected-resource/mcp";
+    s.assert_discovery("/mcp", m, m, "/mcp");
 }
 
 #[test]
 fn prm_resource_keeps_the_trailing_slash_the_client_used() {
     let s = start(|_| {});
-    let r = s.send("POST", "/mcp/", &[], INIT);
-    assert_eq!(r.status, 401);
-    let metadata = format!("{}/.well-known/oauth-protected-resource/mcp/", s.base());
-    assert!(
-        www(&r).contains(&format!("resource_metadata=\"{metadata}\"")),
-        "{}",
-        www(&r)
-    );
-    let doc = s
-        .send(
-            "GET",
-            "/.well-known/oauth-protected-resource/mcp/",
-            &[],
-            b"",
-        )
-        .json();
-    assert_eq!(doc["resource"], format!("{}/mcp/", s.base()));
+    let m = "/.well-known/oauth-protected-resource/mcp/";
+    s.assert_discovery("/mcp/", m, m, "/mcp/");
 }
 
 #[test]
 fn prm_resource_ignores_the_query_string_of_the_request() {
     let s = start(|_| {});
-    let r = s.send("POST", "/mcp?tenant=a", &[], INIT);
-    assert_eq!(r.status, 401);
-    let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", s.base());
-    assert!(
-        www(&r).contains(&format!("resource_metadata=\"{metadata}\"")),
-        "{}",
-        www(&r)
-    );
-    let doc = s
-        .send(
-            "GET",
-            "/.well-known/oauth-protected-resource/mcp?x=1",
-            &[],
-            b"",
-        )
-        .json();
-    assert_eq!(doc["resource"], format!("{}/mcp", s.base()));
+    let m = "/.well-known/oauth-protected-resource/mcp";
+    s.assert_discovery("/mcp?tenant=a", m, &format!("{m}?x=1"), "/mcp");
 }
 
 #[test]
