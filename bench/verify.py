@@ -19,6 +19,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402  (bench/bench.py: the shared Envoy bootstrap)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.path.join(ROOT, ".venv/bin/envoy")
 MODULE = os.path.join(ROOT, "target/wasm32-wasip1/release/verify_bench.wasm")
@@ -29,35 +32,9 @@ LINE = re.compile(r"verify (\S+) \[(\S+)\]: (\d+) iterations, ([\d.]+) µs per v
 
 
 def bootstrap(config):
-    return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-        "static_resources": {"listeners": [{
-            "name": "bench",
-            "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
-            "filter_chains": [{"filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": "bench",
-                    "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
-                        {"match": {"prefix": "/"}, "direct_response": {"status": 200}}]}]},
-                    "http_filters": [
-                        {"name": "envoy.filters.http.wasm", "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                            "config": {
-                                "name": "verify_bench", "root_id": "verify_bench",
-                                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                                                  "value": json.dumps(config)},
-                                "vm_config": {"vm_id": "verify_bench", "runtime": "envoy.wasm.runtime.v8",
-                                              "code": {"local": {"filename": MODULE}}},
-                            }}},
-                        {"name": "envoy.filters.http.router", "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
-                    ],
-                },
-            }]}],
-        }]},
-    }
+    """The bench bootstrap (bench/bench.py) with the verify module as its only filter; Envoy
+    only validates it, so the fixed ports are never bound."""
+    return bench.bootstrap([bench.wasm_filter(MODULE, config)])
 
 
 def measure(alg, backend):
