@@ -102,7 +102,8 @@ impl Alg {
         )
     }
 
-    fn is_rsa(self) -> bool {
+    /// RS*/PS* (verified by `rsa_verify.rs`).
+    pub fn is_rsa(self) -> bool {
         matches!(
             self,
             Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512
