@@ -7,4 +7,4 @@
 #
 # .dockerignore keeps the build context to the module. docs/DEPLOYMENT.md has the rest.
 FROM scratch
-COPY target/wasm32-wasip1/release/mcp_edge_auth.wasm ./plugin.wasm
+COPY target/wasm/mcp_edge_auth.wasm ./plugin.wasm

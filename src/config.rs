@@ -341,13 +341,15 @@ impl Config {
                 "the plugin configuration is empty; it must be a JSON object with \"providers\" and \"rules\"",
             ));
         }
-        let mut de = serde_json::Deserializer::from_slice(json);
-        let raw: RawConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // Syntax and duplicate members first, then shape: typing from a parsed Value keeps
+        // one copy of the JSON parser instead of one inlined into every config type's
+        // deserializer (module size).
+        let value = crate::json::parse_strict(json)
+            .map_err(|(field, msg)| ConfigError::new(field, strip_position(&msg)))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(&value).map_err(|e| {
             let field = e.path().to_string();
             ConfigError::new(field, strip_position(&e.inner().to_string()))
         })?;
-        de.end()
-            .map_err(|e| ConfigError::new("", strip_position(&e.to_string())))?;
         raw.validate()
     }
 
@@ -1123,6 +1125,28 @@ mod tests {
             c.protected_resource.authorization_servers,
             vec!["https://login.example.com/t/v2.0"]
         );
+    }
+
+    #[test]
+    fn duplicate_members_are_refused_with_their_path() {
+        // serde_json keeps the last of two equal keys; a config must never mean that.
+        let text = base().to_string();
+        let twice = text.replacen(
+            "\"issuer\":",
+            "\"issuer\":\"https://evil.example.com\",\"issuer\":",
+            1,
+        );
+        let e = Config::parse(twice.as_bytes()).expect_err("duplicate issuer");
+        assert_eq!(e.field, "providers.entra.issuer");
+        assert_eq!(
+            e.to_string(),
+            "invalid plugin configuration: providers.entra.issuer: duplicate member \"issuer\""
+        );
+        let two_providers = text.replacen("\"providers\":{", "\"providers\":{\"entra\":{},", 1);
+        let e = Config::parse(two_providers.as_bytes()).expect_err("provider named twice");
+        assert_eq!(e.field, "providers.entra");
+        let e = Config::parse(br#"{"providers":{"a":{"issuer":}}}"#).expect_err("syntax");
+        assert_eq!(e.field, "providers.a.issuer");
     }
 
     #[test]

@@ -135,17 +135,17 @@ impl fmt::Display for VerifyError {
             VerifyError::Expired { exp, now } => write!(
                 f,
                 "the token expired {}s ago",
-                (*now as f64 - exp).max(0.0).floor()
+                (*now as f64 - exp).max(0.0).floor() as u64
             ),
             VerifyError::NotYetValid { nbf, now } => write!(
                 f,
                 "the token is not valid for another {}s (nbf)",
-                (nbf - *now as f64).max(0.0).ceil()
+                (nbf - *now as f64).max(0.0).ceil() as u64
             ),
             VerifyError::IssuedInFuture { iat, now } => write!(
                 f,
                 "the token was issued {}s in the future (iat)",
-                (iat - *now as f64).max(0.0).ceil()
+                (iat - *now as f64).max(0.0).ceil() as u64
             ),
             VerifyError::Issuer(Some(iss)) => {
                 write!(f, "issuer {:?} is not accepted", printable(iss))

@@ -742,7 +742,7 @@ fn envoy_gateway_policy_parses_and_its_cluster_exists() {
 #[test]
 fn the_dockerfile_packs_only_the_module_as_plugin_wasm() {
     // The layout Istio's and Envoy Gateway's OCI pullers take: one layer, /plugin.wasm.
-    let module = "target/wasm32-wasip1/release/mcp_edge_auth.wasm";
+    let module = "target/wasm/mcp_edge_auth.wasm";
     let instructions = |f: &str| -> Vec<String> {
         read(f)
             .lines()

@@ -18,7 +18,7 @@ use support::{http, EnvoyBuilder};
 
 #[test]
 fn a_failed_vm_refuses_requests_instead_of_passing_them() {
-    let module = repo_root().join("target/wasm32-wasip1/release/passthrough.wasm");
+    let module = repo_root().join("target/wasm/passthrough.wasm");
     assert!(
         module.is_file(),
         "run `make build` first (builds the pass-through module too)"

@@ -265,7 +265,7 @@ impl Fetcher {
             (
                 s.failures,
                 s.next_fetch_at.saturating_sub(now),
-                format!("{:?}", s.freshness(now, &src.policy)).to_lowercase(),
+                format!("{:?}", s.freshness(now, &src.policy)).to_ascii_lowercase(),
             )
         });
         log::warn!(

@@ -75,8 +75,9 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The built filter module: `$MCP_EDGE_AUTH_WASM`, or
-/// `<target>/wasm32-wasip1/release/mcp_edge_auth.wasm`.
+/// The built filter module: `$MCP_EDGE_AUTH_WASM`, or `<target>/wasm/mcp_edge_auth.wasm` (what
+/// `make build` writes: cargo's `wasm32-wasip1/release/mcp_edge_auth.wasm` after wasm-opt).
+/// Panics when cargo's module is newer than the optimized one: the tests would run old code.
 pub fn wasm_module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("MCP_EDGE_AUTH_WASM") {
         return PathBuf::from(p);
@@ -85,10 +86,21 @@ pub fn wasm_module_path() -> PathBuf {
         Some(t) => repo_root().join(t),
         None => repo_root().join("target"),
     };
-    target
+    let module = target.join("wasm").join("mcp_edge_auth.wasm");
+    let raw = target
         .join("wasm32-wasip1")
         .join("release")
-        .join("mcp_edge_auth.wasm")
+        .join("mcp_edge_auth.wasm");
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(built), Some(optimized)) = (modified(&raw), modified(&module)) {
+        assert!(
+            built <= optimized,
+            "{} is older than {}: run `make build`",
+            module.display(),
+            raw.display()
+        );
+    }
+    module
 }
 
 /// The Envoy binary: `$ENVOY_BIN`, or `<repo>/.venv/bin/envoy`.
