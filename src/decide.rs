@@ -162,6 +162,19 @@ fn denied(response: Response, reason: &'static str, detail: impl Into<String>) -
 
 /// Decides what to do with a request. `now` is seconds since the epoch.
 pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) -> Decision {
+    decide_at(cfg, req, keys, &|| now)
+}
+
+/// [`decide`] with the clock read only when the decision needs it: once, after a bearer
+/// token was found and before the key set is asked for (so a clock that also tells `keys`
+/// the time is read first). Metadata, preflights and 401s never read it; in the filter each
+/// read is a host call.
+pub fn decide_at(
+    cfg: &Config,
+    req: &Request<'_>,
+    keys: &dyn KeyStore,
+    clock: &dyn Fn() -> u64,
+) -> Decision {
     // Origin first (MCP Streamable HTTP, DNS rebinding): a browser page from an origin not
     // in `allowed_origins` gets nothing, not even metadata.
     if let Some(origin) = req.origin {
@@ -178,14 +191,19 @@ pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) ->
             );
         }
     }
-    let mut d = decide_headers(cfg, req, keys, now);
+    let mut d = decide_headers(cfg, req, keys, clock);
     if let Decision::Respond { response, .. } = &mut d {
         cfg.origins.apply(req.origin, response);
     }
     d
 }
 
-fn decide_headers(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) -> Decision {
+fn decide_headers(
+    cfg: &Config,
+    req: &Request<'_>,
+    keys: &dyn KeyStore,
+    clock: &dyn Fn() -> u64,
+) -> Decision {
     let path = rules::path_only(req.path);
     let origin = || prm::request_origin(req.forwarded_proto, req.scheme, req.authority);
 
@@ -286,6 +304,7 @@ fn decide_headers(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64
         }
     };
 
+    let now = clock();
     let Some(key_set) = keys.key_set(provider_index, provider) else {
         let r = Response::new(503)
             .header("retry-after", "5")

@@ -12,6 +12,7 @@ pub mod decide;
 pub mod duration;
 pub mod extract;
 pub mod fetch;
+pub mod headers;
 pub mod json;
 pub mod jwks;
 pub mod keys;

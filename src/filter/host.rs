@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
+
+use crate::headers::Headers;
 use proxy_wasm::types::{BufferType, MapType, MetricType};
 
 /// The plugin configuration bytes.
@@ -14,16 +16,20 @@ pub fn plugin_configuration() -> Option<Vec<u8>> {
         .flatten()
 }
 
-/// Request headers, values decoded lossily (non-UTF-8 bytes never panic the VM).
-pub fn request_headers() -> Vec<(String, String)> {
-    hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
-        .map(|pairs| {
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
+/// Request headers: the host's serialized map, read in place (`headers.rs`).
+pub fn request_headers() -> Headers {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host fills both out-parameters; on success with a non-null pointer, `data`
+    // is a buffer of `size` bytes it obtained from this module's allocator
+    // (`proxy_on_memory_allocate`, the SDK's `Vec::with_capacity(size)`), now ours to own —
+    // the same hand-over the SDK's own map getters rely on.
+    let status = unsafe { proxy_get_header_map_pairs(0, &mut data, &mut size) };
+    if status != 0 || data.is_null() || size == 0 {
+        return Headers::default();
+    }
+    let buf = unsafe { Vec::from_raw_parts(data, size, size) };
+    Headers::parse(buf)
 }
 
 pub fn remove_request_header(name: &str) {
@@ -86,11 +92,11 @@ thread_local! {
 }
 
 /// Follows Envoy's log level for the Wasm component (it can change at runtime through the
-/// admin API), read at most once a second, so that disabled debug lines cost nothing: no
-/// formatting, no host call per request.
+/// admin API), so that disabled debug lines cost nothing: no formatting, no host call per
+/// request. Called from `on_configure` and every tick; reads the level about once a second.
 pub fn follow_log_level(now_ms: u64) {
     let due = LOG_LEVEL_READ_AT.with(|at| {
-        if now_ms.saturating_sub(at.get()) >= 1_000 {
+        if now_ms.saturating_sub(at.get()) >= 900 {
             at.set(now_ms);
             true
         } else {
@@ -120,6 +126,12 @@ pub fn follow_log_level(now_ms: u64) {
 
 extern "C" {
     fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    /// Map type 0 is the request headers (proxy-wasm ABI 0.2.1).
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
 }
 
 /// Milliseconds since the epoch.

@@ -18,8 +18,10 @@ use super::keycache::KeyCache;
 use super::waiters::{self, Waiter, Waiters};
 use crate::config::{Config, KeySource};
 use crate::decide::{
-    decide, decide_body, jsonrpc_error, BodyCheck, Decision, Forward, Outcome, Request, Retry,
+    decide, decide_at, decide_body, jsonrpc_error, BodyCheck, Decision, Forward, Outcome, Request,
+    Retry,
 };
+use crate::headers::Headers;
 use crate::response::Response;
 
 /// Why a request is held.
@@ -34,7 +36,7 @@ pub enum Phase {
 
 pub struct Hold {
     pub phase: Phase,
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The complete body, if it arrived while the request waited for keys
     /// (`Err(size)` when it was over the limit).
     pub body: Option<Result<Vec<u8>, usize>>,
@@ -63,35 +65,24 @@ pub struct Http {
     origin: Option<String>,
 }
 
-fn first<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-/// The decision input from a header list.
-pub fn request_from(headers: &[(String, String)]) -> Request<'_> {
+/// The decision input from the request headers.
+pub fn request_from(headers: &Headers) -> Request<'_> {
     Request {
-        method: first(headers, ":method").unwrap_or(""),
-        path: first(headers, ":path").unwrap_or(""),
-        scheme: first(headers, ":scheme"),
-        authority: first(headers, ":authority"),
-        forwarded_proto: first(headers, "x-forwarded-proto"),
-        authorization: headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-            .map(|(_, v)| v.as_str())
-            .collect(),
-        origin: first(headers, "origin"),
-        access_control_request_method: first(headers, "access-control-request-method"),
-        mcp_method: first(headers, "mcp-method"),
-        mcp_name: first(headers, "mcp-name"),
+        method: headers.get(":method").unwrap_or(""),
+        path: headers.get(":path").unwrap_or(""),
+        scheme: headers.get(":scheme"),
+        authority: headers.get(":authority"),
+        forwarded_proto: headers.get("x-forwarded-proto"),
+        authorization: headers.all("authorization").collect(),
+        origin: headers.get("origin"),
+        access_control_request_method: headers.get("access-control-request-method"),
+        mcp_method: headers.get("mcp-method"),
+        mcp_name: headers.get("mcp-name"),
     }
 }
 
 /// Counts the outcome and logs denials (never the token: reason and path only).
-pub fn record(metrics: &Metrics, outcome: &Outcome, headers: &[(String, String)]) {
+pub fn record(metrics: &Metrics, outcome: &Outcome, headers: &Headers) {
     match outcome {
         Outcome::Allowed { .. } => metrics.increment("mcp_edge_auth.allowed"),
         Outcome::Unprotected => metrics.increment("mcp_edge_auth.unprotected"),
@@ -102,8 +93,8 @@ pub fn record(metrics: &Metrics, outcome: &Outcome, headers: &[(String, String)]
             metrics.increment(&format!("mcp_edge_auth.denied.{reason}"));
             log::debug!(
                 "denied {} {} ({reason}): {detail}",
-                first(headers, ":method").unwrap_or(""),
-                crate::rules::path_only(first(headers, ":path").unwrap_or(""))
+                headers.get(":method").unwrap_or(""),
+                crate::rules::path_only(headers.get(":path").unwrap_or(""))
             );
         }
     }
@@ -113,9 +104,13 @@ pub fn send(r: &Response) {
     host::send_response(r.status, &r.headers, &r.body);
 }
 
-fn apply_forward(forward: &Forward) {
+/// `headers` is what the request carries now (nothing changes them while this filter holds
+/// the request), so a header it does not carry costs no host call to remove.
+fn apply_forward(forward: &Forward, headers: &Headers) {
     for name in &forward.remove_headers {
-        host::remove_request_header(name);
+        if headers.contains(name) {
+            host::remove_request_header(name);
+        }
     }
     for (name, value) in &forward.set_headers {
         host::add_request_header(name, value);
@@ -151,12 +146,15 @@ fn too_large(limit: usize) -> Decision {
 
 /// Carries out a decision for request `id` (the current effective context). Returns
 /// `Continue` only when the request may go on to the backend now.
-pub fn finish(s: &Shared, id: u32, decision: Decision, headers: Vec<(String, String)>) -> Action {
+pub fn finish(s: &Shared, id: u32, decision: Decision, headers: Headers) -> Action {
     match decision {
         Decision::Continue { forward, outcome } => {
             record(&s.metrics, &outcome, &headers);
-            apply_forward(&forward);
-            s.holds.borrow_mut().remove(&id);
+            apply_forward(&forward, &headers);
+            let mut holds = s.holds.borrow_mut();
+            if !holds.is_empty() {
+                holds.remove(&id);
+            }
             Action::Continue
         }
         Decision::Respond {
@@ -168,7 +166,7 @@ pub fn finish(s: &Shared, id: u32, decision: Decision, headers: Vec<(String, Str
             Action::Pause
         }
         Decision::NeedBody { forward, check, .. } => {
-            apply_forward(&forward);
+            apply_forward(&forward, &headers);
             let previous = s.holds.borrow_mut().remove(&id);
             let (body, no_body) = previous.map_or((None, false), |h| (h.body, h.no_body));
             match (body, no_body) {
@@ -208,7 +206,7 @@ pub fn finish(s: &Shared, id: u32, decision: Decision, headers: Vec<(String, Str
     }
 }
 
-fn refuse_hold(s: &Shared, id: u32, headers: Vec<(String, String)>) {
+fn refuse_hold(s: &Shared, id: u32, headers: Headers) {
     s.holds.borrow_mut().insert(
         id,
         Hold {
@@ -222,13 +220,7 @@ fn refuse_hold(s: &Shared, id: u32, headers: Vec<(String, String)>) {
 }
 
 /// Answers a held request whose wait ran out.
-pub fn give_up(
-    s: &Shared,
-    id: u32,
-    response: &Response,
-    outcome: &Outcome,
-    headers: Vec<(String, String)>,
-) {
+pub fn give_up(s: &Shared, id: u32, response: &Response, outcome: &Outcome, headers: Headers) {
     record(&s.metrics, outcome, &headers);
     send(response);
     refuse_hold(s, id, headers);
@@ -251,7 +243,7 @@ impl Http {
         s: &Shared,
         retry: Retry,
         decision: Decision,
-        headers: Vec<(String, String)>,
+        headers: Headers,
         end_of_stream: bool,
     ) -> Action {
         let id = self.context_id;
@@ -353,17 +345,20 @@ impl HttpContext for Http {
                     reason: "not_configured",
                     detail: "no valid configuration".into(),
                 },
-                &[],
+                &Headers::default(),
             );
             send(&r);
             return Action::Pause;
         };
         let headers = host::request_headers();
-        self.origin = first(&headers, "origin").map(str::to_string);
-        let now_ms = host::now_millis();
-        host::follow_log_level(now_ms);
-        s.cache.set_now(now_ms);
-        let decision = decide(&s.config, &request_from(&headers), &*s.cache, now_ms / 1000);
+        self.origin = headers.get("origin").map(str::to_string);
+        // Read only when a token is checked (each host call costs about a microsecond).
+        let clock = || {
+            let now_ms = host::now_millis();
+            s.cache.set_now(now_ms);
+            now_ms / 1000
+        };
+        let decision = decide_at(&s.config, &request_from(&headers), &*s.cache, &clock);
         match &decision {
             Decision::Respond {
                 retry: Some(retry), ..
@@ -374,7 +369,7 @@ impl HttpContext for Http {
                     self.context_id,
                     Hold {
                         phase: Phase::Keys,
-                        headers: Vec::new(),
+                        headers: Headers::default(),
                         body: None,
                         no_body: true,
                         body_deadline: None,
@@ -451,7 +446,7 @@ impl HttpContext for Http {
 }
 
 /// Requests whose body did not arrive in time: refuse them (fail closed) and say why.
-pub fn expire_bodies(s: &Shared, now_ms: u64) -> Vec<(u32, Vec<(String, String)>)> {
+pub fn expire_bodies(s: &Shared, now_ms: u64) -> Vec<(u32, Headers)> {
     let mut holds = s.holds.borrow_mut();
     let ids: Vec<u32> = holds
         .iter()

@@ -186,8 +186,9 @@ impl RootContext for Root {
         if has_remote {
             fetcher.init_shared_state();
             host::set_tick_period_ms(TICK_MS);
-        } else if cfg.rules.iter().any(|r| r.mcp.is_some()) {
-            host::set_tick_period_ms(1_000); // body deadlines
+        } else {
+            // Body deadlines, and following Envoy's log level (not done per request).
+            host::set_tick_period_ms(1_000);
         }
         self.fetcher = Some(fetcher);
         self.shared = Some(Shared {
@@ -202,6 +203,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         let now = host::now_millis();
+        host::follow_log_level(now);
         if let Some(s) = &self.shared {
             s.cache.set_now(now);
         }

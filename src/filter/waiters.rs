@@ -16,7 +16,7 @@ pub struct Waiter {
     /// Milliseconds since the epoch.
     pub deadline: u64,
     /// The request headers, to decide again on wake-up.
-    pub headers: Vec<(String, String)>,
+    pub headers: crate::headers::Headers,
     /// The answer if no newer keys arrive in time.
     pub fallback: Response,
     pub fallback_outcome: Outcome,
