@@ -320,7 +320,14 @@ fn adversarial_token_matrix() {
             }
         };
         let reached = backend.count() - seen_before;
-        let after = stat(&metric);
+        // Later increments of a counter within one tick reach Envoy at the next tick.
+        let after = envoy
+            .wait_for_stat(
+                &format!("wasmcustom.mcp_edge_auth.{metric}"),
+                before + 1,
+                std::time::Duration::from_secs(3),
+            )
+            .unwrap_or(0);
         let ok = r.status == c.status
             && after == before + 1
             && (reached == usize::from(c.status == 200));

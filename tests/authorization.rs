@@ -198,8 +198,11 @@ fn delegated_scp_token_calls_add_but_gets_403_step_up_on_subtract() {
     );
     assert_eq!(r.status, 200);
     assert_eq!(
-        s.envoy
-            .stat("wasmcustom.mcp_edge_auth.denied.insufficient_scope"),
+        s.envoy.wait_for_stat(
+            "wasmcustom.mcp_edge_auth.denied.insufficient_scope",
+            1,
+            std::time::Duration::from_secs(3)
+        ),
         Some(1)
     );
 }

@@ -125,6 +125,18 @@ impl Stack {
             .stat(&format!("wasmcustom.mcp_edge_auth.{name}"))
             .unwrap_or(0)
     }
+
+    /// Waits (up to 3 s) for counter `name` to reach `min`, and returns it: the filter sends a
+    /// counter's later increments within one tick at the next tick (src/filter/host.rs).
+    fn stat_at_least(&self, name: &str, min: u64) -> u64 {
+        self.envoy
+            .wait_for_stat(
+                &format!("wasmcustom.mcp_edge_auth.{name}"),
+                min,
+                std::time::Duration::from_secs(3),
+            )
+            .unwrap_or(0)
+    }
 }
 
 fn header_values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
@@ -187,7 +199,7 @@ fn valid_tokens_of_each_algorithm_pass_and_the_backend_sees_claims_not_the_token
         let r = s.send("GET", "/mcp", &[("authorization", &auth)]);
         assert_eq!(r.status, 200, "{scheme}");
     }
-    assert!(s.stat("allowed") >= 6);
+    assert!(s.stat_at_least("allowed", 6) >= 6);
     // The same token again: on a worker that saw it before the signature check is skipped
     // (3 requests over 2 workers: some worker sees it twice).
     let t = token(&s.keys.rsa, "RS256", &claims());
@@ -200,7 +212,7 @@ fn valid_tokens_of_each_algorithm_pass_and_the_backend_sees_claims_not_the_token
         );
     }
     assert!(
-        s.stat("token_cache_hit") > hits,
+        s.stat_at_least("token_cache_hit", hits + 1) > hits,
         "second use came from the cache"
     );
 }
@@ -436,7 +448,7 @@ fn every_failure_class_has_its_status_challenge_reason_and_never_reaches_the_bac
             Some("WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version")
         );
         assert_eq!(
-            s.stat(&format!("denied.{reason}")),
+            s.stat_at_least(&format!("denied.{reason}"), before + 1),
             before + 1,
             "{name}: metric {reason}"
         );
@@ -660,7 +672,7 @@ fn protected_resource_metadata_is_served_at_the_edge() {
         .unwrap_or_default()
         .contains("Authorization"));
     assert!(s.seen("preflight").is_empty());
-    assert!(s.stat("prm_served") >= 3);
+    assert!(s.stat_at_least("prm_served", 3) >= 3);
     assert!(s.backend.requests().is_empty());
 }
 

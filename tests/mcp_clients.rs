@@ -408,7 +408,11 @@ fn browser_on_another_origin_discovers_reads_challenges_and_calls_with_cors() {
     // The preflights were answered at the edge, without a token.
     let preflights = s
         .envoy
-        .stat("wasmcustom.mcp_edge_auth.preflight")
+        .wait_for_stat(
+            "wasmcustom.mcp_edge_auth.preflight",
+            2,
+            std::time::Duration::from_secs(3),
+        )
         .unwrap_or(0);
     assert!(
         preflights >= 2,

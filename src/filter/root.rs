@@ -137,6 +137,12 @@ impl Context for Root {
         }
         self.wake(now);
     }
+
+    /// The VM is going away (configuration replaced, Envoy draining): send what was counted.
+    fn on_done(&mut self) -> bool {
+        self.metrics.flush();
+        true
+    }
 }
 
 impl RootContext for Root {
@@ -204,6 +210,7 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         let now = host::now_millis();
         host::follow_log_level(now);
+        self.metrics.flush();
         if let Some(s) = &self.shared {
             s.cache.set_now(now);
         }
