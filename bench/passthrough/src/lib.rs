@@ -2,22 +2,36 @@
 //! costs in Envoy's V8 before it does any work. Configured with the string `"panic"` it
 //! instead panics on every request, which `tests/vm_failure.rs` uses to show what Envoy does
 //! when a filter's VM fails (FAIL_CLOSED: the request is refused, never passed on).
+//!
+//! Configured with `"calls:<letters>"` it makes those host calls on every request and nothing
+//! else, so `make bench` can price one host call: `t` reads the clock, `h` reads the request
+//! headers, `m` increments a counter, `a` adds a request header, `r` removes one.
 
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType};
+use proxy_wasm::types::{Action, ContextType, MapType, MetricType};
 
 #[derive(Default)]
 pub struct Root {
     panic: bool,
+    calls: Vec<u8>,
+    metric: u32,
 }
 
 impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        self.panic = self
-            .get_plugin_configuration()
-            .is_some_and(|c| c.as_slice() == b"panic");
+        let config = self.get_plugin_configuration().unwrap_or_default();
+        // The bench passes a JSON string ("..."), the VM-failure test the bare word.
+        let text = String::from_utf8_lossy(&config);
+        let text = text.trim_matches('"');
+        self.panic = text == "panic";
+        if let Some(calls) = text.strip_prefix("calls:") {
+            self.calls = calls.bytes().collect();
+            self.metric = hostcalls::define_metric(MetricType::Counter, "passthrough.calls")
+                .unwrap_or_default();
+        }
         true
     }
 
@@ -26,12 +40,18 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Pass { panic: self.panic }))
+        Some(Box::new(Pass {
+            panic: self.panic,
+            calls: self.calls.clone(),
+            metric: self.metric,
+        }))
     }
 }
 
 pub struct Pass {
     panic: bool,
+    calls: Vec<u8>,
+    metric: u32,
 }
 
 impl Context for Pass {}
@@ -41,6 +61,26 @@ impl HttpContext for Pass {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
         if self.panic {
             panic!("deliberate failure for the VM-failure test");
+        }
+        for call in &self.calls {
+            match call {
+                b't' => {
+                    std::hint::black_box(hostcalls::get_current_time().ok());
+                }
+                b'h' => {
+                    std::hint::black_box(hostcalls::get_map(MapType::HttpRequestHeaders).ok());
+                }
+                b'm' => {
+                    let _ = hostcalls::increment_metric(self.metric, 1);
+                }
+                b'a' => {
+                    let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, "x-bench", "1");
+                }
+                b'r' => {
+                    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "x-bench", None);
+                }
+                _ => {}
+            }
         }
         Action::Continue
     }
