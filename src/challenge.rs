@@ -42,10 +42,11 @@ pub struct Challenge<'a> {
 /// Keeps only `%x20-21 / %x23-5B / %x5D-7E` (RFC 6750 `error_description`): no quotes,
 /// backslashes, control or non-ASCII characters.
 pub fn sanitize(value: &str) -> String {
-    value
-        .chars()
-        .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
-        .collect()
+    let allowed = |c: u32| matches!(c, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E);
+    if value.bytes().all(|b| allowed(u32::from(b))) {
+        return value.to_string(); // the usual case: nothing to drop
+    }
+    value.chars().filter(|c| allowed(*c as u32)).collect()
 }
 
 /// Scope tokens (`%x21 / %x23-5B / %x5D-7E`) separated by single spaces.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::challenge::{BearerError, Challenge};
+use crate::clock::{Clock, Fixed, COARSE_MAX_LAG};
 use crate::config::{Config, KeySource, Provider};
 use crate::cors;
 use crate::extract::{self, ExtractError};
@@ -162,18 +163,17 @@ fn denied(response: Response, reason: &'static str, detail: impl Into<String>) -
 
 /// Decides what to do with a request. `now` is seconds since the epoch.
 pub fn decide(cfg: &Config, req: &Request<'_>, keys: &dyn KeyStore, now: u64) -> Decision {
-    decide_at(cfg, req, keys, &|| now)
+    decide_at(cfg, req, keys, &Fixed(now))
 }
 
-/// [`decide`] with the clock read only when the decision needs it: once, after a bearer
-/// token was found and before the key set is asked for (so a clock that also tells `keys`
-/// the time is read first). Metadata, preflights and 401s never read it; in the filter each
-/// read is a host call.
+/// [`decide`] reading `clock` only when the decision needs the time: never for metadata,
+/// preflights or a missing token; for a cached token the coarse time when its answer cannot
+/// depend on the difference (`verified_claims`); else the exact time, once.
 pub fn decide_at(
     cfg: &Config,
     req: &Request<'_>,
     keys: &dyn KeyStore,
-    clock: &dyn Fn() -> u64,
+    clock: &dyn Clock,
 ) -> Decision {
     // Origin first (MCP Streamable HTTP, DNS rebinding): a browser page from an origin not
     // in `allowed_origins` gets nothing, not even metadata.
@@ -202,7 +202,7 @@ fn decide_headers(
     cfg: &Config,
     req: &Request<'_>,
     keys: &dyn KeyStore,
-    clock: &dyn Fn() -> u64,
+    clock: &dyn Clock,
 ) -> Decision {
     let path = rules::path_only(req.path);
     let origin = || prm::request_origin(req.forwarded_proto, req.scheme, req.authority);
@@ -304,7 +304,6 @@ fn decide_headers(
         }
     };
 
-    let now = clock();
     let Some(key_set) = keys.key_set(provider_index, provider) else {
         let r = Response::new(503)
             .header("retry-after", "5")
@@ -323,7 +322,7 @@ fn decide_headers(
         );
     };
 
-    let claims = match verified_claims(token, provider_index, provider, &key_set, keys, now) {
+    let claims = match verified_claims(token, provider_index, provider, &key_set, keys, clock) {
         Ok(c) => c,
         Err(e) => {
             let text = e.to_string();
@@ -369,30 +368,48 @@ fn decide_headers(
 
 /// The claims of a valid token: from the verified-token cache (signature skipped; time,
 /// issuer and audience checked again) or from a full verification, which then fills it.
+///
+/// A cached token is judged on the coarse time when its time checks come out the same for
+/// every moment from the coarse time to [`COARSE_MAX_LAG`] later (they pass on an interval,
+/// so both ends decide it): then the exact time cannot change the answer. Otherwise, and for
+/// a full verification, the exact time is read (at most once).
 fn verified_claims(
     token: &str,
     index: usize,
     provider: &Provider,
     key_set: &KeySet,
     keys: &dyn KeyStore,
-    now: u64,
+    clock: &dyn Clock,
 ) -> Result<Arc<serde_json::Map<String, Value>>, VerifyError> {
+    let skew = provider.clock_skew_seconds;
+    let exact = std::cell::OnceCell::new();
+    let now = || *exact.get_or_init(|| clock.now());
+    let coarse = clock.coarse();
     let cache = keys.token_cache();
     if let Some(cache) = cache {
+        // Looked up at the latest the exact time can be: an entry that might have expired by
+        // then is not used (it is verified again below, on the exact time).
+        let latest = coarse.map_or_else(now, |c| c.saturating_add(COARSE_MAX_LAG));
         let hit = cache
             .borrow_mut()
-            .get(token, index, key_set, now, provider.clock_skew_seconds)
+            .get(token, index, key_set, latest, skew)
             .ok()
             .map(|e| Arc::clone(&e.claims));
         if let Some(claims) = hit {
-            verify::check_times(&claims, now, provider.clock_skew_seconds)?;
+            let settled = coarse.is_some_and(|c| {
+                verify::check_times(&claims, c, skew).is_ok()
+                    && verify::check_times(&claims, latest, skew).is_ok()
+            });
+            if !settled {
+                verify::check_times(&claims, now(), skew)?;
+            }
             verify::check_issuer(&claims, &provider.issuers, &provider.allowed_tenants)?;
             verify::check_audience(&claims, &provider.audiences)?;
             keys.note_cache(true);
             return Ok(claims);
         }
     }
-    let verified = verify::verify(token, provider, key_set, now)?;
+    let verified = verify::verify(token, provider, key_set, now())?;
     let claims = Arc::new(verified.claims.clone());
     if let Some(cache) = cache {
         keys.note_cache(false);
@@ -1391,6 +1408,111 @@ mod tests {
             assert_eq!(r.status, 401);
         }
         assert_eq!(store.cache.borrow().len(), 0);
+    }
+
+    /// A clock with a coarse time, counting exact reads.
+    struct TestClock {
+        exact: u64,
+        coarse: Option<u64>,
+        reads: std::cell::Cell<u32>,
+    }
+    impl Clock for TestClock {
+        fn now(&self) -> u64 {
+            self.reads.set(self.reads.get() + 1);
+            self.exact
+        }
+        fn coarse(&self) -> Option<u64> {
+            self.coarse
+        }
+    }
+
+    fn verdict(d: Decision) -> (u16, &'static str) {
+        match d {
+            Decision::Continue { .. } => (200, "allowed"),
+            other => {
+                let (r, o) = respond(other);
+                (r.status, reason(&o))
+            }
+        }
+    }
+
+    #[test]
+    fn the_coarse_time_is_used_only_where_it_cannot_change_the_answer() {
+        let cfg = config(json!({}));
+        let skew = cfg.providers[0].clock_skew_seconds;
+        let primed = |t: &str| {
+            let store = Cached {
+                cache: RefCell::new(TokenCache::new(16, 1 << 20)),
+                notes: RefCell::new(Vec::new()),
+            };
+            assert_eq!(
+                verdict(decide(&cfg, &req("GET", "/mcp", vec![t]), &store, NOW)),
+                (200, "allowed")
+            );
+            store
+        };
+        // exp 100 s ahead, and a token not valid before NOW + 70 (nbf beyond the 60 s skew
+        // only from NOW + 10 on): both limits get crossed in the sweep.
+        let mut c = claims();
+        c["exp"] = json!(NOW + 100);
+        let expiring = format!("Bearer {}", token(c));
+        let mut c = claims();
+        c["nbf"] = json!(NOW + 70);
+        let early = format!("Bearer {}", token(c));
+
+        // A cached token far from its limits: no clock read at all.
+        let store = primed(&expiring);
+        let clock = TestClock {
+            exact: NOW + 1,
+            coarse: Some(NOW),
+            reads: std::cell::Cell::new(0),
+        };
+        let d = decide_at(&cfg, &req("GET", "/mcp", vec![&expiring]), &store, &clock);
+        assert_eq!((verdict(d), clock.reads.get()), ((200, "allowed"), 0));
+
+        // Around each limit, for every lag the coarse time may have, the answer is the one the
+        // exact time gives; near a limit the exact time was read.
+        for (t, limit) in [(&expiring, NOW + 100 + skew), (&early, NOW + 70 - skew)] {
+            for real in limit - 12..limit + 12 {
+                // The exact answer: a full verification at the exact time.
+                let fresh = Cached {
+                    cache: RefCell::new(TokenCache::new(16, 1 << 20)),
+                    notes: RefCell::new(Vec::new()),
+                };
+                let want = verdict(decide(&cfg, &req("GET", "/mcp", vec![t]), &fresh, real));
+                for lag in 0..=COARSE_MAX_LAG {
+                    let store = if t == &early {
+                        // Never valid at NOW: nothing to prime, every decision is a full check.
+                        Cached {
+                            cache: RefCell::new(TokenCache::new(16, 1 << 20)),
+                            notes: RefCell::new(Vec::new()),
+                        }
+                    } else {
+                        primed(t)
+                    };
+                    let clock = TestClock {
+                        exact: real,
+                        coarse: Some(real - lag),
+                        reads: std::cell::Cell::new(0),
+                    };
+                    let got = verdict(decide_at(
+                        &cfg,
+                        &req("GET", "/mcp", vec![t]),
+                        &store,
+                        &clock,
+                    ));
+                    assert_eq!(got, want, "real {real}, lag {lag}");
+                    assert!(
+                        clock.reads.get() <= 1,
+                        "the exact time is read at most once"
+                    );
+                    if want != (200, "allowed") || t == &early {
+                        // Refusals, and full verifications, are decided on the exact time.
+                        assert_eq!(clock.reads.get(), 1, "real {real}, lag {lag}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

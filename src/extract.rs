@@ -96,9 +96,9 @@ pub fn bearer_token<'a>(
         });
     }
     // RFC 6750 b64token: ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" *"="
-    let ok = token
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+    let ok = token.bytes().all(|b| {
+        matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    });
     if !ok {
         return Err(ExtractError::MalformedHeader);
     }

@@ -6,6 +6,7 @@
 
 pub mod b64;
 pub mod challenge;
+pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod decide;

@@ -31,13 +31,23 @@ impl Response {
     /// A JSON body with `content-type: application/json`.
     pub fn json(self, body: &serde_json::Value) -> Response {
         let mut r = self.header("content-type", "application/json");
-        r.body = body.to_string().into_bytes();
+        // Straight into bytes (a Value always serializes), not through `Display`.
+        r.body = serde_json::to_vec(body).unwrap_or_default();
         r
     }
 
     /// An OAuth-style error body: `{"error": …, "error_description": …}`.
     pub fn error_body(self, error: &str, description: &str) -> Response {
-        self.json(&serde_json::json!({"error": error, "error_description": description}))
+        // Written directly (no Value map): the same bytes `json!` would give, keys in order.
+        let mut body = Vec::with_capacity(48 + error.len() + description.len());
+        body.extend_from_slice(b"{\"error\":");
+        let _ = serde_json::to_writer(&mut body, error);
+        body.extend_from_slice(b",\"error_description\":");
+        let _ = serde_json::to_writer(&mut body, description);
+        body.push(b'}');
+        let mut r = self.header("content-type", "application/json");
+        r.body = body;
+        r
     }
 
     pub fn get_header(&self, name: &str) -> Option<&str> {

@@ -16,6 +16,7 @@ use super::fetcher::update_state;
 use super::host::{self, Metrics};
 use super::keycache::KeyCache;
 use super::waiters::{self, Waiter, Waiters};
+use crate::clock::Clock;
 use crate::config::{Config, KeySource};
 use crate::decide::{
     decide, decide_at, decide_body, jsonrpc_error, BodyCheck, Decision, Forward, Outcome, Request,
@@ -63,6 +64,24 @@ pub struct Http {
     metrics: Rc<Metrics>,
     /// The request's `Origin`, for the CORS headers of the backend's response.
     origin: Option<String>,
+}
+
+/// The time for a decision: the exact time is a host call (and renews the coarse time);
+/// the coarse time is the last exact reading this VM made (`clock.rs`).
+struct HostClock<'a> {
+    cache: &'a KeyCache,
+}
+
+impl Clock for HostClock<'_> {
+    fn now(&self) -> u64 {
+        let now_ms = host::now_millis();
+        self.cache.set_now(now_ms);
+        now_ms / 1000
+    }
+
+    fn coarse(&self) -> Option<u64> {
+        self.cache.coarse_secs()
+    }
 }
 
 /// The decision input from the request headers.
@@ -352,12 +371,7 @@ impl HttpContext for Http {
         };
         let headers = host::request_headers();
         self.origin = headers.get("origin").map(str::to_string);
-        // Read only when a token is checked (each host call costs about a microsecond).
-        let clock = || {
-            let now_ms = host::now_millis();
-            s.cache.set_now(now_ms);
-            now_ms / 1000
-        };
+        let clock = HostClock { cache: &s.cache };
         let decision = decide_at(&s.config, &request_from(&headers), &*s.cache, &clock);
         match &decision {
             Decision::Respond {

@@ -25,6 +25,8 @@ pub struct KeyCache {
     entries: RefCell<HashMap<usize, Entry>>,
     states: RefCell<HashMap<usize, FetchState>>,
     now_ms: std::cell::Cell<u64>,
+    /// Decisions that used `now_ms` as their coarse time since it was last set.
+    coarse_uses: std::cell::Cell<u32>,
     tokens: RefCell<TokenCache>,
 }
 
@@ -35,6 +37,7 @@ impl KeyCache {
             entries: RefCell::new(HashMap::new()),
             states: RefCell::new(HashMap::new()),
             now_ms: std::cell::Cell::new(0),
+            coarse_uses: std::cell::Cell::new(0),
             tokens: RefCell::new(TokenCache::new(
                 config.token_cache_entries,
                 config.token_cache_bytes,
@@ -43,8 +46,22 @@ impl KeyCache {
         }
     }
 
+    /// The exact time, just read (each tick, and whenever a decision reads the clock).
     pub fn set_now(&self, ms: u64) {
         self.now_ms.set(ms);
+        self.coarse_uses.set(0);
+    }
+
+    /// The last exact time in seconds, as a decision's coarse time (`clock.rs`): `None`
+    /// before the first reading and after `COARSE_MAX_USES` uses of the same one.
+    pub fn coarse_secs(&self) -> Option<u64> {
+        let uses = self.coarse_uses.get();
+        let ms = self.now_ms.get();
+        if ms == 0 || uses >= crate::clock::COARSE_MAX_USES {
+            return None;
+        }
+        self.coarse_uses.set(uses + 1);
+        Some(ms / 1000)
     }
 
     /// Shared-data prefix of a remote provider.

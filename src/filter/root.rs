@@ -181,6 +181,7 @@ impl RootContext for Root {
             cfg.rules.len()
         );
         let cache = Rc::new(KeyCache::new(Rc::clone(&cfg), Rc::clone(&self.metrics)));
+        cache.set_now(host::now_millis());
         let owner = format!("vm-{}-{}", self.context_id, host::clock_nanos());
         let fetcher = Fetcher::new(
             Rc::clone(&cfg),

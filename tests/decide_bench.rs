@@ -1,0 +1,99 @@
+//! Native cost of one decision on the paths `make bench` drives through Envoy (warm token,
+//! 401, PRM), with the bench's own configuration and token (`.run/bench`, written by
+//! `devstack bench-tokens`). A measurement, never an assertion:
+//! `cargo test --release --test decide_bench -- --ignored --nocapture` (`make bench` runs it).
+//! Under `valgrind --tool=callgrind` it shows where a decision's instructions go.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mcp_edge_auth::clock::Fixed;
+use mcp_edge_auth::config::{Config, Provider};
+use mcp_edge_auth::decide::{decide_at, ConfiguredKeys, Decision, KeyStore, Request};
+use mcp_edge_auth::jwks::KeySet;
+use mcp_edge_auth::token_cache::TokenCache;
+
+struct Store(RefCell<TokenCache>);
+
+impl KeyStore for Store {
+    fn key_set(&self, index: usize, provider: &Provider) -> Option<Arc<KeySet>> {
+        ConfiguredKeys.key_set(index, provider)
+    }
+    fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
+        Some(&self.0)
+    }
+}
+
+fn request<'a>(path: &'a str, authorization: Vec<&'a str>) -> Request<'a> {
+    Request {
+        method: "GET",
+        path,
+        scheme: Some("http"),
+        authority: Some("127.0.0.1:19800"),
+        forwarded_proto: None,
+        authorization,
+        origin: None,
+        access_control_request_method: None,
+        mcp_method: None,
+        mcp_name: None,
+    }
+}
+
+#[test]
+#[ignore = "measurement: make bench"]
+fn native_decision_cost() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".run/bench");
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e} (make bench)"))
+    };
+    let jwks = read("jwks.json");
+    let config = serde_json::json!({
+        "providers": {"bench": {
+            "issuer": "https://bench.example/", "audiences": ["bench"],
+            "local_jwks": {"inline_string": jwks},
+            "algorithms": ["RS256", "ES256"],
+            "claim_to_headers": [{"claim_name": "sub", "header_name": "x-mcp-subject"}],
+        }},
+        "rules": [{"match": {"prefix": "/mcp"}, "requires": {"provider_name": "bench"}}],
+        "protected_resource": {"resource": "http://127.0.0.1/mcp", "scopes_supported": ["mcp.tools"]},
+    });
+    let cfg = Config::parse(config.to_string().as_bytes()).unwrap();
+    let token = read("one.txt").lines().next().unwrap().trim().to_string();
+    let bearer = format!("Bearer {token}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let store = Store(RefCell::new(TokenCache::new(1000, 1 << 24)));
+    let iterations: u32 = std::env::var("DECIDE_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let cases: [(&str, Request<'_>, u16); 3] = [
+        ("warm", request("/mcp", vec![bearer.as_str()]), 200),
+        ("401", request("/mcp", vec![]), 401),
+        (
+            "PRM",
+            request("/.well-known/oauth-protected-resource/mcp", vec![]),
+            200,
+        ),
+    ];
+    for (name, req, want) in &cases {
+        let status = |d: &Decision| match d {
+            Decision::Continue { .. } => 200,
+            Decision::Respond { response, .. } => response.status,
+            Decision::NeedBody { .. } => 0,
+        };
+        // The first warm decision verifies and fills the cache.
+        assert_eq!(status(&decide_at(&cfg, req, &store, &Fixed(now))), *want);
+        let start = Instant::now();
+        for _ in 0..iterations {
+            std::hint::black_box(decide_at(&cfg, req, &store, &Fixed(now)));
+        }
+        let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(iterations);
+        println!("native decide {name}: {us:.2} µs per decision ({iterations} iterations)");
+    }
+}
