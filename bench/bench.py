@@ -10,7 +10,7 @@ driven by wrk -t1 -c16 for DURATION seconds after a warm-up):
   f  401 path (no token)          g  PRM document
   h  tools/call POST with body inspection (warm token)
 
-BENCH_SECONDS (10) per scenario and round, BENCH_ROUNDS (3) interleaved rounds (rows are
+BENCH_SECONDS (10) per scenario and round, BENCH_ROUNDS (5) interleaved rounds (rows are
 medians), BENCH_ONLY=a2,d,… runs only those scenarios and prints medians (no RESULTS.md).
 """
 import datetime
@@ -30,7 +30,7 @@ MODULE = os.path.join(ROOT, "target/wasm/mcp_edge_auth.wasm")
 PASS = os.path.join(ROOT, "target/wasm/passthrough.wasm")
 TOK = os.path.join(ROOT, ".run/bench")
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 PORT, ADMIN = 19800, 19801
 ISS, AUD = "https://bench.example/", "bench"
 
@@ -270,6 +270,13 @@ def main():
               "(d) needs at least: read the headers, read the clock (token expiry), remove `Authorization`,",
               "add the claim header; the 401 (f) and PRM (g) paths read the headers and send a local",
               "reply. Counters are batched per tick (src/filter/host.rs), so they cost no call per request.", ""]
+    decide_txt = os.path.join(TOK, "decide.txt")
+    if os.path.exists(decide_txt):
+        lines += ["## Native decision cost", "",
+                  "`tests/decide_bench.rs`: `decide_at` alone (no host calls), natively in release mode, on the",
+                  "bench's configuration and token; the same Rust runs in V8 inside Envoy.", "", "```"]
+        lines += [l.rstrip() for l in open(decide_txt) if l.startswith("native decide")]
+        lines += ["```", ""]
     verify_json = os.path.join(TOK, "verify.json")
     if os.path.exists(verify_json):
         lines += ["## Per-verify cost (signature check only)", "",
