@@ -285,11 +285,6 @@ fn adversarial_token_matrix() {
         "docs/ADVERSARIAL.md is stale: UPDATE_DOCS=1"
     );
 
-    let stat = |name: &str| {
-        envoy
-            .stat(&format!("wasmcustom.mcp_edge_auth.{name}"))
-            .unwrap_or(0)
-    };
     let mut failures = Vec::new();
     for c in &cases {
         let metric = if c.reason == "allowed" {
@@ -297,7 +292,7 @@ fn adversarial_token_matrix() {
         } else {
             format!("denied.{}", c.reason)
         };
-        let before = stat(&metric);
+        let before = envoy.filter_stat(&metric);
         let seen_before = backend.count();
         let r = match &c.send {
             Send::Token(t) => {
@@ -320,14 +315,7 @@ fn adversarial_token_matrix() {
             }
         };
         let reached = backend.count() - seen_before;
-        // Later increments of a counter within one tick reach Envoy at the next tick.
-        let after = envoy
-            .wait_for_stat(
-                &format!("wasmcustom.mcp_edge_auth.{metric}"),
-                before + 1,
-                std::time::Duration::from_secs(3),
-            )
-            .unwrap_or(0);
+        let after = envoy.filter_stat_at_least(&metric, before + 1);
         let ok = r.status == c.status
             && after == before + 1
             && (reached == usize::from(c.status == 200));

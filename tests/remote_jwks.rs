@@ -94,21 +94,11 @@ impl Stack {
     }
 
     fn stat(&self, name: &str) -> u64 {
-        self.envoy
-            .stat(&format!("wasmcustom.mcp_edge_auth.{name}"))
-            .unwrap_or(0)
+        self.envoy.filter_stat(name)
     }
 
-    /// Waits (up to 3 s) for counter `name` to reach `min`, and returns it: the filter sends a
-    /// counter's later increments within one tick at the next tick (src/filter/host.rs).
     fn stat_at_least(&self, name: &str, min: u64) -> u64 {
-        self.envoy
-            .wait_for_stat(
-                &format!("wasmcustom.mcp_edge_auth.{name}"),
-                min,
-                std::time::Duration::from_secs(3),
-            )
-            .unwrap_or(0)
+        self.envoy.filter_stat_at_least(name, min)
     }
 
     /// Waits until the first key set is in (one successful fetch).

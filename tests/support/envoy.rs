@@ -520,6 +520,25 @@ impl Envoy {
         self.stats(name).get(name).copied()
     }
 
+    /// The filter's counter `mcp_edge_auth.<name>` as Envoy shows it; 0 before its first
+    /// increment.
+    pub fn filter_stat(&self, name: &str) -> u64 {
+        self.stat(&format!("wasmcustom.mcp_edge_auth.{name}"))
+            .unwrap_or(0)
+    }
+
+    /// Waits (up to 3 s) for the filter's counter `name` to reach `min`, and returns it: the
+    /// filter sends a counter's later increments within one tick at the next tick
+    /// (src/filter/host.rs).
+    pub fn filter_stat_at_least(&self, name: &str, min: u64) -> u64 {
+        self.wait_for_stat(
+            &format!("wasmcustom.mcp_edge_auth.{name}"),
+            min,
+            Duration::from_secs(3),
+        )
+        .unwrap_or(0)
+    }
+
     /// Polls until stat `name` is at least `min`; returns the last value seen.
     pub fn wait_for_stat(&self, name: &str, min: u64, timeout: Duration) -> Option<u64> {
         let deadline = Instant::now() + timeout;
