@@ -384,9 +384,10 @@ fn verified_claims(
     let skew = provider.clock_skew_seconds;
     let exact = std::cell::OnceCell::new();
     let now = || *exact.get_or_init(|| clock.now());
-    let coarse = clock.coarse();
     let cache = keys.token_cache();
     if let Some(cache) = cache {
+        // Only a cache hit can be judged on the coarse time (asking uses one of its reads).
+        let coarse = clock.coarse();
         // Looked up at the latest the exact time can be: an entry that might have expired by
         // then is not used (it is verified again below, on the exact time).
         let latest = coarse.map_or_else(now, |c| c.saturating_add(COARSE_MAX_LAG));
