@@ -97,6 +97,7 @@ bench: build
 	python3 bench/verify.py --json .run/bench/verify.json
 	$(CARGO) test -q --release --test rsa_bench -- --ignored --nocapture 2>&1 | grep '^native' | tee .run/bench/native.txt
 	$(CARGO) test -q --release --test decide_bench -- --ignored --nocapture 2>&1 | grep '^native' | tee .run/bench/decide.txt
+	python3 bench/verify.py --decide .run/bench/decide_v8.txt
 	python3 bench/bench.py
 
 # Per-verify microbenchmark: VERIFY_ITERATIONS (2000) signature checks inside Envoy's V8

@@ -9,6 +9,9 @@ crate the filter used before). Keys and tokens come from `devstack bench-tokens`
 .run/bench (one RSA-2048 and one P-256 key).
 
 Usage: bench/verify.py [--json OUT]   (VERIFY_ITERATIONS, default 2000)
+       bench/verify.py --decide [OUT]   (the filter's whole per-request work without host
+                                         calls: header parse, decision, on the bench's
+                                         configuration; warm, 401 and PRM; writes OUT)
        bench/verify.py --check          (the module's fast path vs rsa 0.10 inside V8, on
                                          VERIFY_CHECK_TOKENS tokens and corrupted copies)
 """
@@ -72,7 +75,30 @@ def check(alg, count):
         sys.exit("mismatch between the fast path and rsa 0.10 inside V8")
 
 
+def decide(out_path=None):
+    """The filter's per-request decision inside V8 (bench/verify/src/decide_bench.rs)."""
+    token = open(os.path.join(TOK, "one.txt")).readline().strip()
+    cfg = {"decide_bench": {"config": json.dumps(bench.plugin()), "token": token,
+                            "iterations": int(os.environ.get("DECIDE_ITERATIONS", "20000"))}}
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "envoy.json")
+        json.dump(bootstrap(cfg), open(path, "w"))
+        out = subprocess.run([ENVOY, "--mode", "validate", "-c", path, "-l", "warning"],
+                             capture_output=True, text=True, timeout=600)
+    # Envoy logs the module's lines once per VM it starts (main thread and workers).
+    lines = list(dict.fromkeys(re.findall(r"decide \S+: \d+ iterations, .*", out.stdout + out.stderr)))[:4]
+    if len(lines) != 4:
+        sys.exit(f"decide: no result lines in Envoy's output:\n{(out.stdout + out.stderr)[-2000:]}")
+    for line in lines:
+        print("V8 " + line, flush=True)
+    if out_path:
+        open(out_path, "w").write("".join("V8 " + l + "\n" for l in lines))
+
+
 def main():
+    if len(sys.argv) >= 2 and sys.argv[1] == "--decide":
+        decide(sys.argv[2] if len(sys.argv) > 2 else None)
+        return
     if len(sys.argv) >= 2 and sys.argv[1] == "--check":
         for alg in ("RS256", "PS256"):
             check(alg, int(os.environ.get("VERIFY_CHECK_TOKENS", "1000")))

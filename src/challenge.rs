@@ -2,6 +2,8 @@
 //! RFC 9728 §5.1): each parameter at most once, every value quoted, values restricted to
 //! the characters the grammar allows so a hostile token can never inject header syntax.
 
+use std::borrow::Cow;
+
 use crate::response::{Response, EXPOSE_HEADERS};
 
 /// RFC 6750 §3.1 error codes.
@@ -40,56 +42,77 @@ pub struct Challenge<'a> {
 }
 
 /// Keeps only `%x20-21 / %x23-5B / %x5D-7E` (RFC 6750 `error_description`): no quotes,
-/// backslashes, control or non-ASCII characters.
-pub fn sanitize(value: &str) -> String {
+/// backslashes, control or non-ASCII characters. Borrows when there is nothing to drop.
+pub fn sanitize(value: &str) -> Cow<'_, str> {
     let allowed = |c: u32| matches!(c, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E);
     if value.bytes().all(|b| allowed(u32::from(b))) {
-        return value.to_string(); // the usual case: nothing to drop
+        return Cow::Borrowed(value); // the usual case
     }
-    value.chars().filter(|c| allowed(*c as u32)).collect()
+    Cow::Owned(value.chars().filter(|c| allowed(*c as u32)).collect())
 }
 
-/// Scope tokens (`%x21 / %x23-5B / %x5D-7E`) separated by single spaces.
-fn sanitize_scope(value: &str) -> String {
-    value
-        .split(' ')
-        .map(|t| {
-            t.chars()
-                .filter(|c| matches!(*c as u32, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
-                .collect::<String>()
-        })
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Scope tokens (`%x21 / %x23-5B / %x5D-7E`) separated by single spaces. Borrows when the
+/// value already is exactly that.
+fn sanitize_scope(value: &str) -> Cow<'_, str> {
+    let token_char = |c: u32| matches!(c, 0x21 | 0x23..=0x5B | 0x5D..=0x7E);
+    let clean = !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && !value.contains("  ")
+        && value.bytes().all(|b| b == b' ' || token_char(u32::from(b)));
+    if clean {
+        return Cow::Borrowed(value);
+    }
+    Cow::Owned(
+        value
+            .split(' ')
+            .map(|t| {
+                t.chars()
+                    .filter(|c| token_char(*c as u32))
+                    .collect::<String>()
+            })
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 impl Challenge<'_> {
-    /// The `WWW-Authenticate` header value.
+    /// The `WWW-Authenticate` header value, written into one string.
     pub fn header_value(&self) -> String {
-        let mut params: Vec<String> = Vec::new();
+        let mut out = String::with_capacity(
+            64 + self.description.map_or(0, str::len)
+                + self.resource_metadata.map_or(0, str::len)
+                + self.scope.map_or(0, str::len),
+        );
+        out.push_str("Bearer");
+        let mut first = true;
+        let mut param = |name: &str, value: &str| {
+            out.push_str(if first { " " } else { ", " });
+            first = false;
+            out.push_str(name);
+            out.push_str("=\"");
+            out.push_str(value);
+            out.push('"');
+        };
         if let Some(e) = self.error {
-            params.push(format!("error=\"{}\"", e.code()));
+            param("error", e.code());
             if let Some(d) = self.description {
                 let d = sanitize(d);
                 if !d.is_empty() {
-                    params.push(format!("error_description=\"{d}\""));
+                    param("error_description", &d);
                 }
             }
         }
         if let Some(url) = self.resource_metadata {
-            params.push(format!("resource_metadata=\"{}\"", sanitize(url)));
+            param("resource_metadata", &sanitize(url));
         }
         if let Some(scope) = self.scope {
             let s = sanitize_scope(scope);
             if !s.is_empty() {
-                params.push(format!("scope=\"{s}\""));
+                param("scope", &s);
             }
         }
-        if params.is_empty() {
-            "Bearer".to_string()
-        } else {
-            format!("Bearer {}", params.join(", "))
-        }
+        out
     }
 
     /// The whole response: status from the error code (401 without one), the challenge,
@@ -112,6 +135,41 @@ impl Challenge<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_fast_path_matches_the_token_by_token_cleanup() {
+        let slow = |v: &str| {
+            v.split(' ')
+                .map(|t| {
+                    t.chars()
+                        .filter(|c| matches!(*c as u32, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+                        .collect::<String>()
+                })
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for v in [
+            "",
+            " ",
+            "a",
+            "a b",
+            "a  b",
+            " a b",
+            "a b ",
+            "api://x/a api://x/b",
+            "a\"b",
+            "a\\b c",
+            "a\tb",
+            "é a",
+            "a\u{7f}",
+            "a,b",
+        ] {
+            let fast = sanitize_scope(v);
+            assert_eq!(fast, slow(v), "{v:?}");
+            assert_eq!(matches!(fast, Cow::Borrowed(_)), fast == v, "{v:?}");
+        }
+    }
 
     #[test]
     fn missing_token_challenge_has_no_error() {

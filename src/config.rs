@@ -312,6 +312,25 @@ pub struct ProtectedResource {
     pub resource_documentation: Option<String>,
     pub resource_policy_uri: Option<String>,
     pub resource_tos_uri: Option<String>,
+    /// Derived once when `resource` is configured (every answer would compute the same):
+    /// the challenges' `resource_metadata` URL and the metadata document's JSON bytes.
+    pub metadata_url: Option<String>,
+    pub document: Option<Vec<u8>>,
+}
+
+impl ProtectedResource {
+    /// Fills the derived fields from `resource`.
+    pub fn prepared(mut self) -> ProtectedResource {
+        self.metadata_url = self
+            .resource
+            .as_deref()
+            .map(crate::prm::metadata_url_for_resource);
+        self.document = self
+            .resource
+            .as_deref()
+            .and_then(|r| serde_json::to_vec(&crate::prm::document(&self, r)).ok());
+        self
+    }
 }
 
 /// A validated plugin configuration.
@@ -328,6 +347,11 @@ pub struct Config {
     /// Every `claim_to_headers` header name of every provider: stripped from every
     /// request so a client can never supply them.
     pub claim_header_names: Vec<String>,
+    /// What an allowed request loses, shared by every decision (no copy per request):
+    /// `claim_header_names`, and per provider those plus `authorization` unless it has
+    /// `forward: true`.
+    pub strip_unprotected: Arc<[String]>,
+    pub strip_allowed: Vec<Arc<[String]>>,
     /// `allowed_origins`: which browser origins may call (CORS, DNS-rebinding check).
     pub origins: crate::cors::Origins,
 }
@@ -429,6 +453,7 @@ impl RawConfig {
                 requires,
                 required_scopes,
                 mcp,
+                challenge_scope: String::new(),
             });
         }
 
@@ -481,19 +506,9 @@ impl RawConfig {
         let origins = crate::cors::Origins::parse(self.allowed_origins.as_deref())
             .map_err(|(field, m)| ConfigError::new(field, m))?;
 
-        let mut claim_header_names: Vec<String> = Vec::new();
-        if providers.iter().any(|p| p.forward_identity) {
-            claim_header_names.extend(IDENTITY_HEADERS.iter().map(|(h, _)| h.to_string()));
-        }
-        for p in &providers {
-            for c in &p.claim_to_headers {
-                if !claim_header_names.contains(&c.header_name) {
-                    claim_header_names.push(c.header_name.clone());
-                }
-            }
-        }
-
-        Ok(Config {
+        let mut config = Config {
+            strip_unprotected: Arc::from(Vec::new()),
+            strip_allowed: Vec::new(),
             providers,
             rules,
             protected_resource,
@@ -501,9 +516,56 @@ impl RawConfig {
             max_token_bytes,
             token_cache_entries,
             token_cache_bytes,
-            claim_header_names,
+            claim_header_names: Vec::new(),
             origins,
-        })
+        };
+        config.derive();
+        Ok(config)
+    }
+}
+
+impl Config {
+    /// Fills in what is derived from the rest, once, so no request recomputes it: the
+    /// claim header names and the strip lists, each rule's challenge `scope`, and the
+    /// metadata URL and document of a configured `resource`. `parse` calls it; code that
+    /// edits a `Config` (tests) calls it again.
+    pub fn derive(&mut self) {
+        let mut names: Vec<String> = Vec::new();
+        if self.providers.iter().any(|p| p.forward_identity) {
+            names.extend(IDENTITY_HEADERS.iter().map(|(h, _)| h.to_string()));
+        }
+        for p in &self.providers {
+            for c in &p.claim_to_headers {
+                if !names.contains(&c.header_name) {
+                    names.push(c.header_name.clone());
+                }
+            }
+        }
+        self.strip_unprotected = names.clone().into();
+        self.strip_allowed = self
+            .providers
+            .iter()
+            .map(|p| {
+                let mut list = names.clone();
+                if !p.forward {
+                    list.push("authorization".to_string());
+                }
+                Arc::<[String]>::from(list)
+            })
+            .collect();
+        self.claim_header_names = names;
+        for rule in &mut self.rules {
+            let prefix = rule
+                .requires
+                .and_then(|i| self.providers.get(i))
+                .and_then(|p| p.scope_prefix.as_deref());
+            rule.challenge_scope = crate::rules::challenge_scope(
+                rule,
+                prefix,
+                &self.protected_resource.scopes_supported,
+            );
+        }
+        self.protected_resource = std::mem::take(&mut self.protected_resource).prepared();
     }
 }
 
@@ -1075,6 +1137,8 @@ fn validate_prm(
         resource_documentation: raw.resource_documentation,
         resource_policy_uri: raw.resource_policy_uri,
         resource_tos_uri: raw.resource_tos_uri,
+        metadata_url: None,
+        document: None,
     })
 }
 

@@ -89,8 +89,8 @@ impl Origins {
             .headers
             .retain(|(n, _)| !n.eq_ignore_ascii_case(ALLOW_ORIGIN));
         if let Some(v) = self.allow_origin(origin) {
-            response.headers.push((ALLOW_ORIGIN.into(), v));
-            response.headers.push(("vary".into(), "Origin".into()));
+            response.headers.push((ALLOW_ORIGIN, v.into()));
+            response.headers.push(("vary", "Origin".into()));
         }
     }
 

@@ -4,6 +4,7 @@
 //! → token extraction → keys → verification → claim headers. Every "no" is a [`Response`]
 //! the filter sends itself, so a denied request never reaches the backend.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::clock::{Clock, Fixed, COARSE_MAX_LAG};
 use crate::config::{Config, KeySource, Provider};
 use crate::cors;
 use crate::extract::{self, ExtractError};
+use crate::headers::Headers;
 use crate::jwks::KeySet;
 use crate::mcp;
 use crate::policy::{self, Needs, Verdict};
@@ -40,6 +42,57 @@ pub struct Request<'a> {
     /// MCP 2026-07-28 `Mcp-Method` / `Mcp-Name` headers (checked against the body).
     pub mcp_method: Option<&'a str>,
     pub mcp_name: Option<&'a str>,
+}
+
+impl<'a> Request<'a> {
+    /// The decision input from the request headers, in one pass over them (names compared
+    /// ASCII case-insensitively; the first value counts, except `Authorization`, whose every
+    /// value is kept so that a second one can be refused).
+    pub fn from_headers(headers: &'a Headers) -> Request<'a> {
+        const NAMES: [&str; 10] = [
+            ":method",
+            ":path",
+            ":scheme",
+            ":authority",
+            "x-forwarded-proto",
+            "authorization",
+            "origin",
+            "access-control-request-method",
+            "mcp-method",
+            "mcp-name",
+        ];
+        let mut found: [Option<&'a str>; 10] = [None; 10];
+        let mut r = Request::default();
+        for (name, value) in headers.iter() {
+            let Some(i) = NAMES.iter().position(|n| same_name(n, name)) else {
+                continue;
+            };
+            if i == 5 {
+                r.authorization.push(value);
+            } else if let Some(slot @ None) = found.get_mut(i) {
+                *slot = Some(value);
+            }
+        }
+        let [method, path, scheme, authority, forwarded_proto, _, origin, acrm, mcp_method, mcp_name] =
+            found;
+        r.method = method.unwrap_or("");
+        r.path = path.unwrap_or("");
+        r.scheme = scheme;
+        r.authority = authority;
+        r.forwarded_proto = forwarded_proto;
+        r.origin = origin;
+        r.access_control_request_method = acrm;
+        r.mcp_method = mcp_method;
+        r.mcp_name = mcp_name;
+        r
+    }
+}
+
+/// Header names compared ASCII case-insensitively (kept out of line: one copy, not one per
+/// name in `from_headers`).
+#[inline(never)]
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.eq_ignore_ascii_case(b)
 }
 
 /// Where the current key set of a provider comes from at request time.
@@ -74,7 +127,8 @@ impl KeyStore for ConfiguredKeys {
 pub enum Outcome {
     /// A valid token for the rule's provider.
     Allowed {
-        provider: String,
+        /// Index into `Config::providers`.
+        provider: usize,
     },
     /// A rule without `requires`, or an unmatched path with `unmatched: allow`.
     Unprotected,
@@ -84,15 +138,16 @@ pub enum Outcome {
     /// Refused; `reason` is the metric label, `detail` the log text.
     Denied {
         reason: &'static str,
-        detail: String,
+        detail: Cow<'static, str>,
     },
 }
 
 /// Changes to the request when it goes on to the backend.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Forward {
-    /// Header names to delete (all copies) before adding `set_headers`.
-    pub remove_headers: Vec<String>,
+    /// Header names to delete (all copies) before adding `set_headers` (a list the
+    /// configuration made once: `Config::strip_allowed`, `strip_unprotected`).
+    pub remove_headers: Arc<[String]>,
     pub set_headers: Vec<(String, String)>,
 }
 
@@ -150,7 +205,11 @@ impl Decision {
     }
 }
 
-fn denied(response: Response, reason: &'static str, detail: impl Into<String>) -> Decision {
+fn denied(
+    response: Response,
+    reason: &'static str,
+    detail: impl Into<Cow<'static, str>>,
+) -> Decision {
     Decision::Respond {
         response,
         outcome: Outcome::Denied {
@@ -227,7 +286,7 @@ fn decide_headers(
     }
 
     let strip_claim_headers = || Forward {
-        remove_headers: cfg.claim_header_names.clone(),
+        remove_headers: Arc::clone(&cfg.strip_unprotected),
         set_headers: Vec::new(),
     };
     let Some((rule_index, rule)) = rule else {
@@ -266,26 +325,15 @@ fn decide_headers(
 
     // Built only when an answer needs them (not on the allowed path).
     let metadata = || prm::metadata_url(&cfg.protected_resource, origin().as_deref(), path);
-    // The 401's `scope`: what this route needs at least (MCP clients request exactly this,
-    // then step up on a 403), else every scope the resource advertises.
+    // The 401's `scope` was worked out with the configuration (`rules::challenge_scope`).
     let challenge = |error: Option<BearerError>, description: Option<&str>| {
         let metadata = metadata();
-        let scope = if rule.required_scopes.is_empty() {
-            cfg.protected_resource.scopes_supported.join(" ")
-        } else {
-            let prefix = provider.scope_prefix.as_deref();
-            let scopes: Vec<String> = rule
-                .required_scopes
-                .iter()
-                .map(|s| policy::requestable(s, prefix))
-                .collect();
-            scopes.join(" ")
-        };
+        let scope = rule.challenge_scope.as_str();
         Challenge {
             error,
             description,
             resource_metadata: metadata.as_deref(),
-            scope: (!scope.is_empty()).then_some(scope.as_str()),
+            scope: (!scope.is_empty()).then_some(scope),
         }
         .response()
     };
@@ -337,19 +385,28 @@ fn decide_headers(
             };
         }
     };
-    let granted = policy::granted_scopes(&claims, &provider.scope_claims);
-    let mut needs = Needs::default();
-    needs.add(&rule.required_scopes);
-    let prefix = provider.scope_prefix.as_deref();
-    if let Some(refusal) = refuse(&needs, &granted, prefix, &metadata) {
-        return refusal;
+    // The granted scopes, only when something reads them (most routes check none).
+    let is_mcp_post = rule.mcp.is_some() && req.method == "POST";
+    let granted = if !rule.required_scopes.is_empty() || provider.forward_identity || is_mcp_post {
+        policy::granted_scopes(&claims, &provider.scope_claims)
+    } else {
+        BTreeSet::new()
+    };
+    if !rule.required_scopes.is_empty() {
+        let mut needs = Needs::default();
+        needs.add(&rule.required_scopes);
+        let prefix = provider.scope_prefix.as_deref();
+        let metadata = || metadata().map(Cow::into_owned);
+        if let Some(refusal) = refuse(&needs, &granted, prefix, &metadata) {
+            return refusal;
+        }
     }
-    let forward = forward_for(cfg, provider, &claims, &granted);
+    let forward = forward_for(cfg, provider_index, provider, &claims, &granted);
     let outcome = Outcome::Allowed {
-        provider: provider.name.clone(),
+        provider: provider_index,
     };
     match &rule.mcp {
-        Some(_) if req.method == "POST" => Decision::NeedBody {
+        Some(_) if is_mcp_post => Decision::NeedBody {
             forward,
             check: BodyCheck {
                 rule: rule_index,
@@ -357,7 +414,7 @@ fn decide_headers(
                 granted,
                 mcp_method: req.mcp_method.map(str::to_string),
                 mcp_name: req.mcp_name.map(str::to_string),
-                resource_metadata: metadata(),
+                resource_metadata: metadata().map(Cow::into_owned),
                 origin: req.origin.map(str::to_string),
             },
             outcome,
@@ -394,15 +451,12 @@ fn verified_claims(
         let hit = cache
             .borrow_mut()
             .get(token, index, key_set, latest, skew)
-            .ok()
-            .map(|e| Arc::clone(&e.claims));
-        if let Some(claims) = hit {
-            let settled = coarse.is_some_and(|c| {
-                verify::check_times(&claims, c, skew).is_ok()
-                    && verify::check_times(&claims, latest, skew).is_ok()
-            });
+            .ok();
+        if let Some((claims, times)) = hit {
+            let settled = coarse
+                .is_some_and(|c| times.check(c, skew).is_ok() && times.check(latest, skew).is_ok());
             if !settled {
-                verify::check_times(&claims, now(), skew)?;
+                times.check(now(), skew)?;
             }
             verify::check_issuer(&claims, &provider.issuers, &provider.allowed_tenants)?;
             verify::check_audience(&claims, &provider.audiences)?;
@@ -488,7 +542,7 @@ fn check_body(cfg: &Config, check: &BodyCheck, body: &[u8]) -> Decision {
         return Decision::Continue {
             forward: Forward::default(),
             outcome: Outcome::Allowed {
-                provider: provider.name.clone(),
+                provider: check.provider,
             },
         };
     };
@@ -537,7 +591,7 @@ fn check_body(cfg: &Config, check: &BodyCheck, body: &[u8]) -> Decision {
     Decision::Continue {
         forward: Forward::default(),
         outcome: Outcome::Allowed {
-            provider: provider.name.clone(),
+            provider: check.provider,
         },
     }
 }
@@ -563,17 +617,18 @@ fn verify_detail(e: &VerifyError, provider: &Provider) -> String {
 /// the token, then write this provider's claims.
 fn forward_for(
     cfg: &Config,
+    index: usize,
     provider: &Provider,
     claims: &serde_json::Map<String, Value>,
     granted: &BTreeSet<String>,
 ) -> Forward {
     let mut forward = Forward {
-        remove_headers: cfg.claim_header_names.clone(),
+        remove_headers: cfg
+            .strip_allowed
+            .get(index)
+            .map_or_else(|| Arc::clone(&cfg.strip_unprotected), Arc::clone),
         set_headers: Vec::new(),
     };
-    if !provider.forward {
-        forward.remove_headers.push("authorization".to_string());
-    }
     if provider.forward_identity {
         for (header, names) in crate::config::IDENTITY_HEADERS {
             let value = if names.is_empty() {
@@ -676,6 +731,42 @@ mod tests {
     const ISS: &str = "https://idp.example.com/t/v2.0";
     const NOW: u64 = 1_800_000_000;
 
+    #[test]
+    fn request_from_headers_in_one_pass() {
+        let h = Headers::from_pairs([
+            (":Method", "POST"),
+            (":path", "/mcp?x=1"),
+            (":path", "/second"),
+            (":scheme", "https"),
+            (":authority", "mcp.example.com"),
+            ("x-forwarded-proto", "http"),
+            ("Authorization", "Bearer a"),
+            ("content-type", "application/json"),
+            ("authorization", "Bearer b"),
+            ("ORIGIN", "https://app.example"),
+            ("access-control-request-method", "POST"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "add"),
+            ("mcp-names", "ignored"),
+        ]);
+        let r = Request::from_headers(&h);
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, "/mcp?x=1", "the first value counts");
+        assert_eq!(r.scheme, Some("https"));
+        assert_eq!(r.authority, Some("mcp.example.com"));
+        assert_eq!(r.forwarded_proto, Some("http"));
+        assert_eq!(r.authorization, vec!["Bearer a", "Bearer b"]);
+        assert_eq!(r.origin, Some("https://app.example"));
+        assert_eq!(r.access_control_request_method, Some("POST"));
+        assert_eq!(r.mcp_method, Some("tools/call"));
+        assert_eq!(r.mcp_name, Some("add"));
+
+        let empty = Headers::default();
+        let r = Request::from_headers(&empty);
+        assert_eq!((r.method, r.path), ("", ""));
+        assert!(r.authorization.is_empty() && r.origin.is_none());
+    }
+
     fn keypair(seed: u8) -> ed25519_compact::KeyPair {
         ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32]))
     }
@@ -769,12 +860,7 @@ mod tests {
         let t = format!("Bearer {}", token(claims()));
         match run(&cfg, &req("POST", "/mcp", vec![&t])) {
             Decision::Continue { forward, outcome } => {
-                assert_eq!(
-                    outcome,
-                    Outcome::Allowed {
-                        provider: "idp".into()
-                    }
-                );
+                assert_eq!(outcome, Outcome::Allowed { provider: 0 });
                 assert!(forward
                     .remove_headers
                     .contains(&"authorization".to_string()));
@@ -798,6 +884,7 @@ mod tests {
     fn forward_true_keeps_the_token() {
         let mut cfg = config(json!({}));
         cfg.providers[0].forward = true;
+        cfg.derive();
         let t = format!("Bearer {}", token(claims()));
         match run(&cfg, &req("GET", "/mcp", vec![&t])) {
             Decision::Continue { forward, .. } => {
@@ -1304,6 +1391,7 @@ mod tests {
         let mut cfg = mcp_config();
         cfg.providers[0].scope_prefix = Some("api://demo/".into());
         cfg.providers[0].scope_claims = vec!["scp".into(), "roles".into()];
+        cfg.derive();
         let mut c = claims();
         c["roles"] = json!(["api://demo/mcp.use", "calculator.add"]);
         let t = format!("Bearer {}", token(c));
@@ -1330,10 +1418,14 @@ mod tests {
         cfg.providers[0].forward_identity = true;
         cfg.providers[0].claim_to_headers.clear();
         cfg.providers[0].scope_claims = vec!["scp".into(), "roles".into()];
-        cfg.claim_header_names = crate::config::IDENTITY_HEADERS
-            .iter()
-            .map(|(h, _)| h.to_string())
-            .collect();
+        cfg.derive();
+        assert_eq!(
+            cfg.claim_header_names,
+            crate::config::IDENTITY_HEADERS
+                .iter()
+                .map(|(h, _)| h.to_string())
+                .collect::<Vec<_>>()
+        );
         let mut c = claims();
         c["oid"] = json!("oid-1");
         c["tid"] = json!("tid-1");

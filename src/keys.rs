@@ -5,7 +5,7 @@
 //! One [`FetchState`] per provider lives in proxy-wasm shared data, so every worker VM sees
 //! the same schedule; the lease makes sure one VM fetches for all of them.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Timing of one remote key source (all milliseconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub enum Freshness {
 }
 
 /// The shared schedule of one provider's key source.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct FetchState {
     /// Bumped on every successful fetch; VMs re-parse keys when it changes.
     pub version: u64,
@@ -59,10 +59,8 @@ pub struct FetchState {
     /// Last refetch triggered by an unknown `kid`.
     pub last_kid_refetch_at: Option<u64>,
     /// When the fetch holding the lease started.
-    #[serde(default)]
     pub lease_started_at: u64,
     /// When the fetch behind the stored keys started (keys are at least this fresh).
-    #[serde(default)]
     pub keys_requested_at: Option<u64>,
     /// `jwks_uri` learnt from OIDC discovery, if the source is discovery.
     pub jwks_uri: Option<String>,
@@ -165,9 +163,42 @@ impl FetchState {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Reads a stored state; anything unreadable starts over from the default.
+    /// Reads a stored state; anything unreadable starts over from the default. (Read from
+    /// a parsed `Value`, which the module parses anyway: a derived deserializer for this
+    /// one struct cost 7 KB of module.) A member that is absent or `null` takes its default;
+    /// one of the wrong type makes the whole state unreadable.
     pub fn from_bytes(bytes: &[u8]) -> FetchState {
-        serde_json::from_slice(bytes).unwrap_or_default()
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| FetchState::from_value(&v))
+            .unwrap_or_default()
+    }
+
+    fn from_value(v: &serde_json::Value) -> Option<FetchState> {
+        use serde_json::Value;
+        let o = v.as_object()?;
+        let num = |k: &str| match o.get(k) {
+            None | Some(Value::Null) => Some(None),
+            Some(x) => x.as_u64().map(Some),
+        };
+        let text = |k: &str| match o.get(k) {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::String(s)) => Some(Some(s.clone())),
+            Some(_) => None,
+        };
+        Some(FetchState {
+            version: num("version")?.unwrap_or(0),
+            fetched_at: num("fetched_at")?,
+            next_fetch_at: num("next_fetch_at")?.unwrap_or(0),
+            failures: u32::try_from(num("failures")?.unwrap_or(0)).ok()?,
+            lease_owner: text("lease_owner")?,
+            lease_until: num("lease_until")?.unwrap_or(0),
+            last_kid_refetch_at: num("last_kid_refetch_at")?,
+            lease_started_at: num("lease_started_at")?.unwrap_or(0),
+            keys_requested_at: num("keys_requested_at")?,
+            jwks_uri: text("jwks_uri")?,
+            last_error: text("last_error")?,
+        })
     }
 }
 
@@ -217,6 +248,53 @@ pub fn backoff(failures: u32, p: &FetchPolicy, jitter: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_state_round_trips_and_refuses_wrong_types() {
+        let s = FetchState {
+            version: 7,
+            fetched_at: Some(1_700_000_000_000),
+            next_fetch_at: 1_700_000_300_000,
+            failures: 2,
+            lease_owner: Some("vm-1".into()),
+            lease_until: 1_700_000_010_000,
+            last_kid_refetch_at: Some(1_699_999_000_000),
+            lease_started_at: 1_700_000_000_500,
+            keys_requested_at: Some(1_699_999_999_000),
+            jwks_uri: Some("https://idp.example/keys".into()),
+            last_error: Some("HTTP 503".into()),
+        };
+        assert_eq!(FetchState::from_bytes(&s.to_bytes()), s);
+        assert_eq!(
+            FetchState::from_bytes(&FetchState::default().to_bytes()),
+            FetchState::default()
+        );
+        // Members written by an older version may be missing: they take their defaults.
+        assert_eq!(
+            FetchState::from_bytes(br#"{"version":3,"next_fetch_at":5}"#),
+            FetchState {
+                version: 3,
+                next_fetch_at: 5,
+                ..FetchState::default()
+            }
+        );
+        for bad in [
+            &br#"{"version":"3"}"#[..],
+            br#"{"failures":4294967296}"#,
+            br#"{"lease_owner":1}"#,
+            br#"{"version":-1}"#,
+            br#"[1]"#,
+            b"not json",
+            b"",
+        ] {
+            assert_eq!(
+                FetchState::from_bytes(bad),
+                FetchState::default(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     fn policy() -> FetchPolicy {
         FetchPolicy {

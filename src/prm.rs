@@ -1,6 +1,8 @@
 //! OAuth 2.0 Protected Resource Metadata (RFC 9728) served at the edge, and the URLs
 //! that point to it.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use crate::config::ProtectedResource;
@@ -68,14 +70,19 @@ pub fn metadata_url_for_resource(resource: &str) -> String {
 
 /// The `resource_metadata` URL a challenge for `request_path` points to: derived from the
 /// configured `resource` when there is one, otherwise from the request's origin and path.
-pub fn metadata_url(
-    cfg: &ProtectedResource,
+pub fn metadata_url<'a>(
+    cfg: &'a ProtectedResource,
     origin: Option<&str>,
     request_path: &str,
-) -> Option<String> {
+) -> Option<Cow<'a, str>> {
     match (&cfg.resource, origin) {
-        (Some(r), _) => Some(metadata_url_for_resource(r)),
-        (None, Some(o)) => Some(metadata_url_for_resource(&format!("{o}{request_path}"))),
+        (Some(r), _) => Some(match &cfg.metadata_url {
+            Some(url) => Cow::Borrowed(url.as_str()),
+            None => Cow::Owned(metadata_url_for_resource(r)),
+        }),
+        (None, Some(o)) => Some(Cow::Owned(metadata_url_for_resource(&format!(
+            "{o}{request_path}"
+        )))),
         (None, None) => None,
     }
 }
@@ -111,9 +118,16 @@ fn cors(r: Response) -> Response {
 
 /// 200 with the document.
 pub fn ok(cfg: &ProtectedResource, resource: &str) -> Response {
-    cors(Response::new(200))
-        .header("cache-control", "public, max-age=3600")
-        .json(&document(cfg, resource))
+    let r = cors(Response::new(200)).header("cache-control", "public, max-age=3600");
+    match &cfg.document {
+        // The configured resource's document, rendered with the configuration.
+        Some(bytes) if cfg.resource.as_deref() == Some(resource) => {
+            let mut r = r.header("content-type", "application/json");
+            r.body = bytes.clone();
+            r
+        }
+        _ => r.json(&document(cfg, resource)),
+    }
 }
 
 /// 204 answer to a CORS preflight for the metadata.
@@ -160,6 +174,31 @@ mod tests {
             resource_name: Some("Demo".into()),
             ..ProtectedResource::default()
         }
+    }
+
+    #[test]
+    fn prepared_document_and_url_are_what_each_answer_would_compute() {
+        let mut c = cfg();
+        c.resource = Some("https://mcp.example.com/mcp".into());
+        c.scopes_supported = vec!["a".into(), "b".into()];
+        let p = c.clone().prepared();
+        let r = "https://mcp.example.com/mcp";
+        assert_eq!(
+            p.document.as_deref(),
+            Some(&serde_json::to_vec(&document(&c, r)).unwrap()[..])
+        );
+        assert_eq!(ok(&p, r), ok(&c, r));
+        assert_eq!(
+            metadata_url(&p, None, "/x").as_deref(),
+            Some("https://mcp.example.com/.well-known/oauth-protected-resource/mcp")
+        );
+        assert_eq!(metadata_url(&p, None, "/x"), metadata_url(&c, None, "/x"));
+        // Another resource (never asked for when one is configured) is rendered afresh.
+        let other = "https://other.example.com/mcp";
+        assert_eq!(ok(&p, other), ok(&c, other));
+        assert!(String::from_utf8(ok(&p, other).body)
+            .unwrap()
+            .contains(other));
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! A response the filter answers itself (never forwarded to the backend).
 
-/// Status, headers and body of a locally generated response.
+use std::borrow::Cow;
+
+/// Status, headers and body of a locally generated response. Header names are always
+/// constants and most values too, so neither costs an allocation unless it is computed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     pub body: Vec<u8>,
 }
 
@@ -18,13 +21,14 @@ impl Response {
     pub fn new(status: u16) -> Response {
         Response {
             status,
-            headers: Vec::new(),
+            // Room for the usual five or six (challenge, CORS, cache, type).
+            headers: Vec::with_capacity(6),
             body: Vec::new(),
         }
     }
 
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Response {
-        self.headers.push((name.to_string(), value.into()));
+    pub fn header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Response {
+        self.headers.push((name, value.into()));
         self
     }
 
@@ -54,6 +58,6 @@ impl Response {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 }

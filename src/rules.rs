@@ -34,6 +34,24 @@ pub struct Rule {
     pub required_scopes: Vec<String>,
     /// MCP-aware checks of POST bodies (methods, tools, prompts, resources).
     pub mcp: Option<crate::policy::McpRule>,
+    /// The `scope` of this rule's 401 challenge, from [`challenge_scope`] (set by the
+    /// configuration; empty: no `scope` parameter).
+    pub challenge_scope: String,
+}
+
+/// What a 401 on `rule` asks for: the scopes the route needs at least, in the form a
+/// client requests them (MCP clients request exactly this, then step up on a 403), else
+/// every scope the resource advertises.
+pub fn challenge_scope(rule: &Rule, prefix: Option<&str>, scopes_supported: &[String]) -> String {
+    if rule.required_scopes.is_empty() {
+        scopes_supported.join(" ")
+    } else {
+        rule.required_scopes
+            .iter()
+            .map(|s| crate::policy::requestable(s, prefix))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// What happens to a path no rule matches.
@@ -81,6 +99,7 @@ mod tests {
             requires,
             required_scopes: Vec::new(),
             mcp: None,
+            challenge_scope: String::new(),
         }
     }
 

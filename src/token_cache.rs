@@ -1,25 +1,76 @@
 //! Verified-token cache: a bounded LRU (entries and bytes) of tokens whose signature
-//! checked out, keyed by a per-VM randomly keyed SipHash of the whole token and the provider;
-//! a hit also compares the stored token byte for byte, so a hash collision can never make
-//! one token pass as another. A hit skips only
+//! checked out, keyed by a per-VM randomly seeded hash of the whole token and the provider
+//! (`token_hash`: eight bytes per multiply, as a token is hashed on every request); a hit
+//! also compares the stored token and provider byte for byte, so a hash collision can never
+//! make one token pass as another (and only verified tokens ever get in, so collisions cannot
+//! be planted to slow lookups down). A hit skips only
 //! the signature: time, issuer, audience and the rules are checked again, and the entry is
 //! dropped when its key is no longer in the provider's key set.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Arc;
-
-use std::hash::{BuildHasher, RandomState};
 
 use serde_json::{Map, Value};
 
 use crate::jwks::{KeySet, PublicKey};
 use crate::signature::Alg;
-use crate::verify::VerifiedToken;
+use crate::verify::{Times, VerifiedToken};
 
 pub const DEFAULT_MAX_ENTRIES: usize = 1024;
 pub const DEFAULT_MAX_BYTES: usize = 4 * 1024 * 1024;
 
-type Key = (u64, usize);
+/// `token_hash` of the token and its provider.
+type Key = u64;
+
+/// The map's own hasher passes the key through: it already is a keyed hash.
+#[derive(Default, Debug)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `u64` keys; kept correct for any other input.
+        for &b in bytes {
+            self.0 = mix(self.0 ^ u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A 64-bit avalanche (the MurmurHash3 / SplitMix finalizer): every input bit reaches
+/// every output bit. Only 64-bit operations, which Wasm has natively.
+fn mix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// A seeded hash of `bytes` for `provider`, eight bytes per step (multiply, rotate), then
+/// [`mix`]ed with the length.
+fn token_hash(seed: u64, provider: usize, bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = mix(seed ^ (provider as u64));
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default());
+        h = (h ^ w).wrapping_mul(K).rotate_left(31);
+    }
+    let mut last = [0u8; 8];
+    for (d, s) in last.iter_mut().zip(chunks.remainder()) {
+        *d = *s;
+    }
+    h = (h ^ u64::from_le_bytes(last))
+        .wrapping_mul(K)
+        .rotate_left(31);
+    mix(h ^ (bytes.len() as u64))
+}
 
 /// What a hit needs to decide again without the signature.
 #[derive(Clone, Debug)]
@@ -28,22 +79,25 @@ pub struct Entry {
     pub kid: Option<String>,
     pub key: PublicKey,
     pub exp: i64,
+    /// The token's `exp`, `nbf` and `iat`, checked again on every hit.
+    pub times: Times,
     pub claims: Arc<Map<String, Value>>,
     token: Box<str>,
+    provider: usize,
     size: usize,
     stamp: u64,
 }
 
 #[derive(Debug)]
 pub struct TokenCache {
-    map: HashMap<Key, Entry>,
+    map: HashMap<Key, Entry, BuildHasherDefault<PassThrough>>,
     /// Use order (oldest first), with stale stamps skipped lazily.
     order: VecDeque<(Key, u64)>,
     max_entries: usize,
     max_bytes: usize,
     bytes: usize,
     clock: u64,
-    hasher: RandomState,
+    seed: u64,
 }
 
 /// Why a lookup missed (for metrics).
@@ -57,13 +111,13 @@ pub enum Miss {
 impl TokenCache {
     pub fn new(max_entries: usize, max_bytes: usize) -> TokenCache {
         TokenCache {
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             max_entries,
             max_bytes,
             bytes: 0,
             clock: 0,
-            hasher: RandomState::new(),
+            seed: RandomState::new().hash_one(0x6d63_705f_6564_6765_u64),
         }
     }
 
@@ -84,11 +138,12 @@ impl TokenCache {
     }
 
     fn key(&self, token: &str, provider: usize) -> Key {
-        (self.hasher.hash_one(token), provider)
+        token_hash(self.seed, provider, token.as_bytes())
     }
 
-    /// A still-valid entry for `token`: not past `exp` (+ `skew`), and its key still in
-    /// `keys` with the same material. Expired or orphaned entries are removed.
+    /// The claims and time claims of a still-valid entry for `token`: not past `exp`
+    /// (+ `skew`), and its key still in `keys` with the same material. Expired or orphaned
+    /// entries are removed.
     pub fn get(
         &mut self,
         token: &str,
@@ -96,40 +151,40 @@ impl TokenCache {
         keys: &KeySet,
         now: u64,
         skew: u64,
-    ) -> Result<&Entry, Miss> {
+    ) -> Result<(Arc<Map<String, Value>>, Times), Miss> {
         if !self.enabled() {
             return Err(Miss::Absent);
         }
         let k = self.key(token, provider);
-        let (expired, key_gone) = match self.map.get(&k) {
-            None => return Err(Miss::Absent),
-            Some(e) if &*e.token != token => return Err(Miss::Absent),
-            Some(e) => (
-                (now as i128) >= i128::from(e.exp) + i128::from(skew),
-                !keys
-                    .candidates(e.alg, e.kid.as_deref())
-                    .any(|j| j.key == e.key),
-            ),
+        let newest = self.clock;
+        let Some(e) = self.map.get_mut(&k) else {
+            return Err(Miss::Absent);
         };
-        if expired || key_gone {
-            self.remove(&k);
-            return Err(if expired {
-                Miss::Expired
-            } else {
-                Miss::KeyGone
-            });
+        if e.provider != provider || &*e.token != token {
+            return Err(Miss::Absent);
         }
-        self.clock += 1;
-        let stamp = self.clock;
-        self.order.push_back((k, stamp));
-        self.compact();
-        match self.map.get_mut(&k) {
-            Some(e) => {
-                e.stamp = stamp;
-                Ok(e)
+        let expired = (now as i128) >= i128::from(e.exp) + i128::from(skew);
+        let key_gone = !keys
+            .candidates(e.alg, e.kid.as_deref())
+            .any(|j| j.key == e.key);
+        if !expired && !key_gone {
+            let hit = (Arc::clone(&e.claims), e.times);
+            // Already the most recently used (one token reused, the MCP pattern): the use
+            // order stands as it is.
+            if e.stamp != newest {
+                self.clock += 1;
+                e.stamp = self.clock;
+                self.order.push_back((k, self.clock));
+                self.compact();
             }
-            None => Err(Miss::Absent),
+            return Ok(hit);
         }
+        self.remove(&k);
+        Err(if expired {
+            Miss::Expired
+        } else {
+            Miss::KeyGone
+        })
     }
 
     /// Remembers a verified token.
@@ -162,8 +217,10 @@ impl TokenCache {
                 kid: v.kid.clone(),
                 key: v.key.clone(),
                 exp: v.exp,
+                times: v.times,
                 claims,
                 token: token.into(),
+                provider,
                 size,
                 stamp,
             },
@@ -223,9 +280,53 @@ mod tests {
             kid: k.kid,
             key: k.key,
             exp,
+            times: Times {
+                exp: exp as f64,
+                nbf: None,
+                iat: None,
+            },
             claims: claims.clone(),
         };
         c.insert(token, 0, &v, Arc::new(claims));
+    }
+
+    #[test]
+    fn token_hash_takes_every_byte_the_length_and_the_provider() {
+        let seed = 42;
+        let base = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln";
+        let h = token_hash(seed, 0, base.as_bytes());
+        assert_eq!(h, token_hash(seed, 0, base.as_bytes()), "deterministic");
+        assert_ne!(h, token_hash(seed, 1, base.as_bytes()), "provider");
+        assert_ne!(h, token_hash(seed + 1, 0, base.as_bytes()), "seed");
+        let bytes = base.as_bytes();
+        for i in 0..bytes.len() {
+            let mut other = bytes.to_vec();
+            other[i] ^= 1;
+            assert_ne!(h, token_hash(seed, 0, &other), "byte {i}");
+        }
+        // A shorter input padded with zeros is not the same as the longer one.
+        assert_ne!(token_hash(seed, 0, b"abc"), token_hash(seed, 0, b"abc\0"));
+        assert_ne!(
+            token_hash(seed, 0, b""),
+            token_hash(seed, 0, b"\0\0\0\0\0\0\0\0")
+        );
+    }
+
+    #[test]
+    fn reusing_the_newest_entry_keeps_the_use_order_short() {
+        let ks = keys(1);
+        let mut c = TokenCache::new(2, 1 << 20);
+        put(&mut c, "a", &ks, 1000);
+        put(&mut c, "b", &ks, 1000);
+        for _ in 0..100 {
+            assert!(c.get("b", 0, &ks, 900, 0).is_ok());
+        }
+        assert_eq!(c.order.len(), 2, "no use record per repeated hit");
+        // "a" is now used, so "b" is the oldest and goes first.
+        assert!(c.get("a", 0, &ks, 900, 0).is_ok());
+        put(&mut c, "c", &ks, 1000);
+        assert!(c.get("a", 0, &ks, 900, 0).is_ok());
+        assert_eq!(c.get("b", 0, &ks, 900, 0).err(), Some(Miss::Absent));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub struct VerifiedToken {
     pub key: PublicKey,
     /// `exp`, seconds since the epoch (fractions truncated).
     pub exp: i64,
+    pub times: Times,
     pub claims: Map<String, Value>,
 }
 
@@ -220,26 +221,48 @@ fn numeric_date(
     }
 }
 
-/// Checks `exp` (required), `nbf` and `iat` against `now` with `skew` seconds of leeway.
-/// Returns `exp`.
-pub fn check_times(claims: &Map<String, Value>, now: u64, skew: u64) -> Result<f64, VerifyError> {
-    let now_f = now as f64;
-    let skew_f = skew as f64;
-    let exp = numeric_date(claims, "exp")?.ok_or(VerifyError::MissingExp)?;
-    if now_f >= exp + skew_f {
-        return Err(VerifyError::Expired { exp, now });
+/// A token's time claims (`exp` required, `nbf` and `iat` optional), read once: a verified
+/// token keeps them (`VerifiedToken::times`, the verified-token cache), so a cache hit
+/// compares numbers instead of looking the claims up again.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Times {
+    pub exp: f64,
+    pub nbf: Option<f64>,
+    pub iat: Option<f64>,
+}
+
+impl Times {
+    pub fn read(claims: &Map<String, Value>) -> Result<Times, VerifyError> {
+        Ok(Times {
+            exp: numeric_date(claims, "exp")?.ok_or(VerifyError::MissingExp)?,
+            nbf: numeric_date(claims, "nbf")?,
+            iat: numeric_date(claims, "iat")?,
+        })
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")? {
-        if now_f + skew_f < nbf {
+
+    /// `exp`, `nbf` and `iat` against `now` with `skew` seconds of leeway, in that order.
+    pub fn check(&self, now: u64, skew: u64) -> Result<(), VerifyError> {
+        let now_f = now as f64;
+        let skew_f = skew as f64;
+        if now_f >= self.exp + skew_f {
+            return Err(VerifyError::Expired { exp: self.exp, now });
+        }
+        if let Some(nbf) = self.nbf.filter(|&nbf| now_f + skew_f < nbf) {
             return Err(VerifyError::NotYetValid { nbf, now });
         }
-    }
-    if let Some(iat) = numeric_date(claims, "iat")? {
-        if iat > now_f + skew_f {
+        if let Some(iat) = self.iat.filter(|&iat| iat > now_f + skew_f) {
             return Err(VerifyError::IssuedInFuture { iat, now });
         }
+        Ok(())
     }
-    Ok(exp)
+}
+
+/// Reads and checks `exp` (required), `nbf` and `iat` against `now` with `skew` seconds of
+/// leeway (a claim that is not a finite number is refused before any comparison).
+pub fn check_times(claims: &Map<String, Value>, now: u64, skew: u64) -> Result<Times, VerifyError> {
+    let times = Times::read(claims)?;
+    times.check(now, skew)?;
+    Ok(times)
 }
 
 /// `iss` must equal one of the provider's issuers exactly (no trailing-slash or case
@@ -417,7 +440,7 @@ pub fn verify_traced(
         return Err(VerifyError::GraphToken);
     }
     step(Check::Times);
-    let exp = check_times(&parsed.claims, now, provider.clock_skew_seconds)?;
+    let times = check_times(&parsed.claims, now, provider.clock_skew_seconds)?;
     step(Check::Issuer);
     check_issuer(&parsed.claims, &provider.issuers, &provider.allowed_tenants)?;
     step(Check::Audience);
@@ -456,7 +479,8 @@ pub fn verify_traced(
         alg,
         kid: kid.map(str::to_owned),
         key: used.key.clone(),
-        exp: exp.clamp(i64::MIN as f64, i64::MAX as f64) as i64,
+        exp: times.exp.clamp(i64::MIN as f64, i64::MAX as f64) as i64,
+        times,
         claims: parsed.claims,
     })
 }
@@ -469,11 +493,17 @@ pub fn peek(token: &str) -> Result<(JsonObject, JsonObject), VerifyError> {
     parse(token).map(|p| (p.header, p.claims))
 }
 
-/// Reads a claim by dotted path (`realm_access.roles`).
+/// Reads a claim by name, or by dotted path (`realm_access.roles`) when no claim has the
+/// whole name.
 pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    let mut parts = path.split('.');
-    let first = claims.get(parts.next()?)?;
-    parts.try_fold(first, |v, p| v.get(p))
+    // A claim named exactly so comes first: the usual case (`sub`, `scp`), and the only
+    // reading of namespaced claims such as Auth0's `https://example.com/roles`.
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    let (first, rest) = path.split_once('.')?;
+    rest.split('.')
+        .try_fold(claims.get(first)?, |v, p| v.get(p))
 }
 
 #[cfg(test)]
@@ -792,5 +822,18 @@ mod tests {
         assert_eq!(claim_at(&c, "s"), Some(&json!("x")));
         assert_eq!(claim_at(&c, "a.x"), None);
         assert_eq!(claim_at(&c, "s.x"), None);
+        // Namespaced claim names (Auth0) are read whole; a path only when no name matches.
+        let ns = claims(
+            json!({"https://example.com/roles": ["admin"], "https://example": {"com/roles": 1}}),
+        );
+        assert_eq!(
+            claim_at(&ns, "https://example.com/roles"),
+            Some(&json!(["admin"]))
+        );
+        let nested = claims(json!({"https://example": {"com/roles": 1}}));
+        assert_eq!(
+            claim_at(&nested, "https://example.com/roles"),
+            Some(&json!(1))
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! 401, PRM), with the bench's own configuration and token (`.run/bench`, written by
 //! `devstack bench-tokens`). A measurement, never an assertion:
 //! `cargo test --release --test decide_bench -- --ignored --nocapture` (`make bench` runs it).
-//! Under `valgrind --tool=callgrind` it shows where a decision's instructions go.
+//! Under `valgrind --tool=callgrind` it shows where a decision's instructions go
+//! (`DECIDE_CASES=warm` measures one case only).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -15,6 +16,28 @@ use mcp_edge_auth::config::{Config, Provider};
 use mcp_edge_auth::decide::{decide_at, ConfiguredKeys, Decision, KeyStore, Request};
 use mcp_edge_auth::jwks::KeySet;
 use mcp_edge_auth::token_cache::TokenCache;
+
+/// Counts heap allocations (each one is a call into the module's allocator in V8 too).
+struct Counting;
+
+static ALLOCATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 struct Store(RefCell<TokenCache>);
 
@@ -81,7 +104,15 @@ fn native_decision_cost() {
             200,
         ),
     ];
+    // DECIDE_CASES=warm,401 measures only those (e.g. under callgrind).
+    let only = std::env::var("DECIDE_CASES").ok();
     for (name, req, want) in &cases {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|c| c == *name))
+        {
+            continue;
+        }
         let status = |d: &Decision| match d {
             Decision::Continue { .. } => 200,
             Decision::Respond { response, .. } => response.status,
@@ -89,11 +120,17 @@ fn native_decision_cost() {
         };
         // The first warm decision verifies and fills the cache.
         assert_eq!(status(&decide_at(&cfg, req, &store, &Fixed(now))), *want);
+        let before = ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed);
+        std::hint::black_box(decide_at(&cfg, req, &store, &Fixed(now)));
+        let allocations = ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed) - before;
         let start = Instant::now();
         for _ in 0..iterations {
             std::hint::black_box(decide_at(&cfg, req, &store, &Fixed(now)));
         }
         let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(iterations);
-        println!("native decide {name}: {us:.2} µs per decision ({iterations} iterations)");
+        println!(
+            "native decide {name}: {us:.2} µs per decision ({iterations} iterations), \
+             {allocations} allocations"
+        );
     }
 }

@@ -216,7 +216,7 @@ fn metadata(report: &mut Report, cfg: &Config, origin_flag: Option<&str>) {
         }
         any = true;
         let path = rule.matcher.pattern();
-        let Some(url) = prm::metadata_url(pr, Some(&origin), path) else {
+        let Some(url) = prm::metadata_url(pr, Some(&origin), path).map(|u| u.into_owned()) else {
             continue;
         };
         report.out(format!(

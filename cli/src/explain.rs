@@ -646,7 +646,8 @@ pub fn verdict(cfg: &Config, input: &Input<'_>) -> FinalVerdict {
             denied: false,
             text: match outcome {
                 Outcome::Allowed { provider } => {
-                    format!("ALLOWED: a valid token for provider {provider:?}; the request goes on")
+                    let name = cfg.providers.get(provider).map_or("?", |p| p.name.as_str());
+                    format!("ALLOWED: a valid token for provider {name:?}; the request goes on")
                 }
                 _ => "ALLOWED: no token needed on this path".to_string(),
             },

@@ -86,18 +86,7 @@ impl Clock for HostClock<'_> {
 
 /// The decision input from the request headers.
 pub fn request_from(headers: &Headers) -> Request<'_> {
-    Request {
-        method: headers.get(":method").unwrap_or(""),
-        path: headers.get(":path").unwrap_or(""),
-        scheme: headers.get(":scheme"),
-        authority: headers.get(":authority"),
-        forwarded_proto: headers.get("x-forwarded-proto"),
-        authorization: headers.all("authorization").collect(),
-        origin: headers.get("origin"),
-        access_control_request_method: headers.get("access-control-request-method"),
-        mcp_method: headers.get("mcp-method"),
-        mcp_name: headers.get("mcp-name"),
-    }
+    Request::from_headers(headers)
 }
 
 /// Counts the outcome and logs denials (never the token: reason and path only).
@@ -109,7 +98,7 @@ pub fn record(metrics: &Metrics, outcome: &Outcome, headers: &Headers) {
         Outcome::Preflight => metrics.increment("mcp_edge_auth.preflight"),
         Outcome::Denied { reason, detail } => {
             metrics.increment("mcp_edge_auth.denied");
-            metrics.increment(&format!("mcp_edge_auth.denied.{reason}"));
+            metrics.increment_labeled("mcp_edge_auth.denied.", reason);
             log::debug!(
                 "denied {} {} ({reason}): {detail}",
                 headers.get(":method").unwrap_or(""),
@@ -126,7 +115,7 @@ pub fn send(r: &Response) {
 /// `headers` is what the request carries now (nothing changes them while this filter holds
 /// the request), so a header it does not carry costs no host call to remove.
 fn apply_forward(forward: &Forward, headers: &Headers) {
-    for name in &forward.remove_headers {
+    for name in forward.remove_headers.iter() {
         if headers.contains(name) {
             host::remove_request_header(name);
         }
@@ -370,9 +359,11 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         let headers = host::request_headers();
-        self.origin = headers.get("origin").map(str::to_string);
+        let request = request_from(&headers);
+        self.origin = request.origin.map(str::to_string);
         let clock = HostClock { cache: &s.cache };
-        let decision = decide_at(&s.config, &request_from(&headers), &*s.cache, &clock);
+        let decision = decide_at(&s.config, &request, &*s.cache, &clock);
+        drop(request);
         match &decision {
             Decision::Respond {
                 retry: Some(retry), ..

@@ -5,7 +5,9 @@
 //!
 //! Configured with `"calls:<letters>"` it makes those host calls on every request and nothing
 //! else, so `make bench` can price one host call: `t` reads the clock, `h` reads the request
-//! headers, `m` increments a counter, `a` adds a request header, `r` removes one.
+//! headers as the SDK copies them (a `String` per name and value), `p` reads them as the filter
+//! does (one raw buffer, src/filter/host.rs), `m` increments a counter, `a` adds a request
+//! header, `r` removes one.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -70,6 +72,9 @@ impl HttpContext for Pass {
                 b'h' => {
                     std::hint::black_box(hostcalls::get_map(MapType::HttpRequestHeaders).ok());
                 }
+                b'p' => {
+                    std::hint::black_box(raw_pairs());
+                }
                 b'm' => {
                     let _ = hostcalls::increment_metric(self.metric, 1);
                 }
@@ -84,6 +89,28 @@ impl HttpContext for Pass {
         }
         Action::Continue
     }
+}
+
+/// The request headers as one buffer, as the filter reads them (src/filter/host.rs).
+fn raw_pairs() -> usize {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a buffer it allocated through proxy_on_memory_allocate.
+    let status = unsafe { proxy_get_header_map_pairs(0, &mut data, &mut size) };
+    if status != 0 || data.is_null() || size == 0 {
+        return 0;
+    }
+    // SAFETY: the buffer is ours, `size` bytes from the module's allocator.
+    let buf = unsafe { Vec::from_raw_parts(data, size, size) };
+    buf.len()
+}
+
+extern "C" {
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -12,6 +12,7 @@
 
 use std::time::SystemTime;
 
+mod decide_bench;
 mod rsa10_reference;
 
 use mcp_edge_auth::jwks::KeySet;
@@ -58,6 +59,9 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
     let v: serde_json::Value = serde_json::from_slice(config).map_err(|e| e.to_string())?;
     if let Some(c) = v.get("verify_check") {
         return check(c);
+    }
+    if let Some(c) = v.get("decide_bench") {
+        return decide_bench::run(c, now);
     }
     let b = v.get("verify_bench").ok_or("no \"verify_bench\" object")?;
     let text = |k: &str| {
