@@ -31,28 +31,109 @@ pub fn request_headers() -> Headers {
     Headers::parse(buf)
 }
 
+// Header changes and local replies go through the raw ABI: the SDK's wrappers panic on any
+// status other than Ok (which would kill the VM and, fail-closed, refuse every request until
+// Envoy restarts it); here a refused call is logged and the request goes on as decided.
+
+const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
+
+fn check(call: &str, name: &str, status: u32) {
+    if status != 0 {
+        log::warn!("{call} {name:?}: host status {status}");
+    }
+}
+
 pub fn remove_request_header(name: &str) {
-    let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+    // SAFETY: pointer and length of a live &str; the host only reads them.
+    let status =
+        unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) };
+    check("removing request header", name, status);
 }
 
 pub fn add_request_header(name: &str, value: &str) {
-    let _ = hostcalls::add_map_value(MapType::HttpRequestHeaders, name, value);
+    // SAFETY: pointers and lengths of live &strs; the host only reads them.
+    let status = unsafe {
+        proxy_add_header_map_value(
+            REQUEST_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    check("adding request header", name, status);
 }
 
 /// Sets (replaces) a header on the response going back to the client.
 pub fn set_response_header(name: &str, value: &str) {
-    hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value)).ok();
+    // SAFETY: as in `add_request_header`.
+    let status = unsafe {
+        proxy_replace_header_map_value(
+            RESPONSE_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    check("setting response header", name, status);
 }
 
 /// Adds a header to the response going back to the client (keeps existing values).
 pub fn add_response_header(name: &str, value: &str) {
-    hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value).ok();
+    // SAFETY: as in `add_request_header`.
+    let status = unsafe {
+        proxy_add_header_map_value(
+            RESPONSE_HEADERS,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    };
+    check("adding response header", name, status);
 }
 
+/// Answers the request locally: the headers serialized as the ABI wants them (`u32` count,
+/// `u32` name and value lengths, then each name and value NUL-terminated) in one buffer.
 pub fn send_response(status: u16, headers: &[(&str, std::borrow::Cow<'_, str>)], body: &[u8]) {
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_ref())).collect();
-    let body = (!body.is_empty()).then_some(body);
-    let _ = hostcalls::send_http_response(u32::from(status), headers, body);
+    let size = 4 + headers
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 10)
+        .sum::<usize>();
+    let mut map = Vec::with_capacity(size);
+    let len32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    map.extend_from_slice(&len32(headers.len()));
+    for (k, v) in headers {
+        map.extend_from_slice(&len32(k.len()));
+        map.extend_from_slice(&len32(v.len()));
+    }
+    for (k, v) in headers {
+        map.extend_from_slice(k.as_bytes());
+        map.push(0);
+        map.extend_from_slice(v.as_bytes());
+        map.push(0);
+    }
+    // SAFETY: pointers and lengths of live buffers; the host only reads them. No details
+    // string, and -1: not a gRPC reply.
+    let result = unsafe {
+        proxy_send_local_response(
+            u32::from(status),
+            std::ptr::null(),
+            0,
+            if body.is_empty() {
+                std::ptr::null()
+            } else {
+                body.as_ptr()
+            },
+            body.len(),
+            map.as_ptr(),
+            map.len(),
+            -1,
+        )
+    };
+    check("sending local response", "", result);
 }
 
 /// Counters, defined on first use and cached per VM.
@@ -191,6 +272,31 @@ pub fn follow_log_level(now_ms: u64) {
 
 extern "C" {
     fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
     /// Map type 0 is the request headers (proxy-wasm ABI 0.2.1).
     fn proxy_get_header_map_pairs(
         map_type: u32,
