@@ -63,6 +63,9 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
     if let Some(c) = v.get("decide_bench") {
         return decide_bench::run(c, now);
     }
+    if v.get("b64_check").is_some() {
+        return Ok(b64_check());
+    }
     let b = v.get("verify_bench").ok_or("no \"verify_bench\" object")?;
     let text = |k: &str| {
         b.get(k)
@@ -126,6 +129,34 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
     Ok(format!(
         "verify {alg_name} [{backend}]: {total} iterations, {mean:.1} µs per verify (best batch {best:.1} µs)"
     ))
+}
+
+/// `{"b64_check": {}}`: the Wasm build of `extract::is_b64token` (SIMD128 blocks of 16
+/// bytes, a scalar tail) against the RFC 6750 character set, for every byte value at every
+/// position of a 44-byte token (two blocks and a tail); logs
+/// `b64 check: N cases, M mismatches`. `tests/wasm_simd.rs` runs it in Envoy's V8.
+fn b64_check() -> String {
+    let reference = |b: u8| matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+    let good: Vec<u8> = (0..44).map(|i| b"aZ09-._~+/=Qm"[i % 13]).collect();
+    let (mut cases, mut mismatches) = (0usize, Vec::new());
+    if !mcp_edge_auth::extract::is_b64token(&good) {
+        mismatches.push("the all-valid token".to_string());
+    }
+    for at in 0..good.len() {
+        for b in 0..=255u8 {
+            let mut t = good.clone();
+            t[at] = b;
+            cases += 1;
+            if mcp_edge_auth::extract::is_b64token(&t) != reference(b) {
+                mismatches.push(format!("byte {b:#04x} at {at}"));
+            }
+        }
+    }
+    format!(
+        "b64 check: {cases} cases, {} mismatches {:?}",
+        mismatches.len(),
+        mismatches.iter().take(5).collect::<Vec<_>>()
+    )
 }
 
 /// `{"verify_check": {"alg", "jwks", "tokens": [...]}}`: the wasm build of the fast path (with
