@@ -5,6 +5,7 @@
 //! only code that talks to Envoy. Start reading at [`decide`].
 
 pub mod b64;
+pub mod bytes;
 pub mod challenge;
 pub mod clock;
 pub mod config;

@@ -194,7 +194,7 @@ impl RsaPublicKey {
 
 impl PartialEq for RsaPublicKey {
     fn eq(&self, other: &RsaPublicKey) -> bool {
-        self.n == other.n && self.e == other.e
+        self.e == other.e && crate::bytes::same_bytes(&self.n, &other.n)
     }
 }
 

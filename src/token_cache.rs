@@ -52,22 +52,6 @@ fn mix(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-/// Byte equality eight bytes per step (in Wasm, `==` on slices calls a byte-at-a-time
-/// `memcmp`; a token is compared on every cache hit).
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
-    let mut diff = 0u64;
-    for (p, q) in (&mut x).zip(&mut y) {
-        let p = u64::from_le_bytes(<[u8; 8]>::try_from(p).unwrap_or_default());
-        let q = u64::from_le_bytes(<[u8; 8]>::try_from(q).unwrap_or_default());
-        diff |= p ^ q;
-    }
-    diff == 0 && x.remainder() == y.remainder()
-}
-
 /// A seeded hash of `bytes` for `provider`, eight bytes per step (multiply, rotate), then
 /// [`mix`]ed with the length.
 fn token_hash(seed: u64, provider: usize, bytes: &[u8]) -> u64 {
@@ -176,7 +160,8 @@ impl TokenCache {
         let Some(e) = self.map.get_mut(&k) else {
             return Err(Miss::Absent);
         };
-        if e.provider != provider || !same_bytes(e.token.as_bytes(), token.as_bytes()) {
+        if e.provider != provider || !crate::bytes::same_bytes(e.token.as_bytes(), token.as_bytes())
+        {
             return Err(Miss::Absent);
         }
         let expired = (now as i128) >= i128::from(e.exp) + i128::from(skew);
@@ -326,21 +311,6 @@ mod tests {
             token_hash(seed, 0, b""),
             token_hash(seed, 0, b"\0\0\0\0\0\0\0\0")
         );
-    }
-
-    #[test]
-    fn same_bytes_is_equality() {
-        let base: Vec<u8> = (0..40u8).collect();
-        for len in 0..40 {
-            let a = &base[..len];
-            assert!(same_bytes(a, a));
-            assert!(!same_bytes(a, &base[..len + 1]));
-            for i in 0..len {
-                let mut b = a.to_vec();
-                b[i] ^= 0x80;
-                assert!(!same_bytes(a, &b), "len {len}, byte {i}");
-            }
-        }
     }
 
     #[test]
