@@ -249,18 +249,20 @@ def main():
         "# Benchmark results", "",
         f"Command: `make bench` ({DURATION} s per scenario after a 2 s warm-up; wrk -t1 -c16; Envoy --concurrency 2;",
         f"a direct 200 response behind the filters). Written by `bench/bench.py` from one run of {ROUNDS} interleaved",
-        "rounds (every scenario once per round); each row is its median round, min–max over the rounds beside it.", "",
+        "rounds (every scenario once per round); each row is its median round, min–max over the rounds beside it.",
+        "Envoy CPU µs/req: Envoy's user + system CPU time over the measured run divided by the requests served",
+        "(all threads; includes the kernel's share of the network path).", "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         f"- Envoy: {envoy_version} (V8)",
         f"- module: {os.path.getsize(MODULE)} bytes (`{os.path.relpath(MODULE, ROOT)}`); pass-through module {os.path.getsize(PASS)} bytes",
-        "", "| | scenario | req/s | min–max req/s | p50 ms | p99 ms | × (a) | × (b) | Envoy RSS MB | status |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "", "| | scenario | req/s | min–max req/s | p50 ms | p99 ms | × (a) | × (b) | Envoy CPU µs/req | Envoy RSS MB | status |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for k, label, r in rows:
         if k.startswith("hc-"):
             continue
-        lines.append(f"| {k} | {label} | {r['rps']:.0f} | {r['min']:.0f}–{r['max']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['rps']/a:.2f} | {r['rps']/b:.2f} | {r['rss_mb']:.0f} | {r['status']}{'' if r['ok'] else ' unexpected'} |")
+        lines.append(f"| {k} | {label} | {r['rps']:.0f} | {r['min']:.0f}–{r['max']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['rps']/a:.2f} | {r['rps']/b:.2f} | {r['cpu_us']:.1f} | {r['rss_mb']:.0f} | {r['status']}{'' if r['ok'] else ' unexpected'} |")
     d, a2, c = by["d"]["rps"], by["a2"]["rps"], by["c"]["rps"]
     lines += ["", "Ratios the performance issue asks about:", "",
               f"- warm (d) / jwt_authn (b): {d/b:.2f}; warm / empty Wasm (a2): {d/a2:.2f}; warm / jwt_authn cached (c): {d/c:.2f}",
