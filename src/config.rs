@@ -344,13 +344,13 @@ pub struct Config {
     /// Verified-token cache bounds per VM (`max_entries` 0 disables it).
     pub token_cache_entries: usize,
     pub token_cache_bytes: usize,
-    /// Every `claim_to_headers` header name of every provider: stripped from every
-    /// request so a client can never supply them.
-    pub claim_header_names: Vec<String>,
-    /// What an allowed request loses, shared by every decision (no copy per request):
-    /// `claim_header_names`, and per provider those plus `authorization` unless it has
-    /// `forward: true`.
+    /// Every claim header name of every provider (`claim_to_headers`, and the identity
+    /// headers when a provider has `forward_identity`): stripped from every request that
+    /// goes on, so a client can never supply them. Shared by every decision (no copy per
+    /// request).
     pub strip_unprotected: Arc<[String]>,
+    /// Per provider: what a request it allowed loses, `strip_unprotected` plus
+    /// `authorization` unless the provider has `forward: true`.
     pub strip_allowed: Vec<Arc<[String]>>,
     /// `allowed_origins`: which browser origins may call (CORS, DNS-rebinding check).
     pub origins: crate::cors::Origins,
@@ -516,7 +516,6 @@ impl RawConfig {
             max_token_bytes,
             token_cache_entries,
             token_cache_bytes,
-            claim_header_names: Vec::new(),
             origins,
         };
         config.derive();
@@ -526,7 +525,7 @@ impl RawConfig {
 
 impl Config {
     /// Fills in what is derived from the rest, once, so no request recomputes it: the
-    /// claim header names and the strip lists, each rule's challenge `scope`, and the
+    /// strip lists, each rule's challenge `scope`, and the
     /// metadata URL and document of a configured `resource`. `parse` calls it; code that
     /// edits a `Config` (tests) calls it again.
     pub fn derive(&mut self) {
@@ -541,7 +540,6 @@ impl Config {
                 }
             }
         }
-        self.strip_unprotected = names.clone().into();
         self.strip_allowed = self
             .providers
             .iter()
@@ -553,7 +551,7 @@ impl Config {
                 Arc::<[String]>::from(list)
             })
             .collect();
-        self.claim_header_names = names;
+        self.strip_unprotected = names.into();
         for rule in &mut self.rules {
             let prefix = rule
                 .requires
@@ -1180,7 +1178,14 @@ mod tests {
         assert_eq!(p.clock_skew_seconds, 60);
         assert_eq!(p.algorithms, vec![Alg::EdDsa]);
         assert_eq!(p.claim_to_headers[0].header_name, "x-mcp-subject");
-        assert_eq!(c.claim_header_names, vec!["x-mcp-subject"]);
+        assert_eq!(&*c.strip_unprotected, ["x-mcp-subject"]);
+        assert_eq!(
+            &*c.strip_allowed,
+            [Arc::from([
+                "x-mcp-subject".to_string(),
+                "authorization".to_string()
+            ])]
+        );
         assert_eq!(c.rules.len(), 2);
         assert_eq!(c.rules[0].requires, Some(0));
         assert_eq!(c.unmatched, Unmatched::Deny);

@@ -8,13 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::time::Instant;
 
 use mcp_edge_auth::clock::Fixed;
-use mcp_edge_auth::config::{Config, Provider};
-use mcp_edge_auth::decide::{decide_at, ConfiguredKeys, Decision, KeyStore, Request};
-use mcp_edge_auth::jwks::KeySet;
+use mcp_edge_auth::config::Config;
+use mcp_edge_auth::decide::{decide_at, ConfiguredKeysWithCache, Decision, Request};
 use mcp_edge_auth::token_cache::TokenCache;
 
 /// Counts heap allocations (each one is a call into the module's allocator in V8 too).
@@ -38,17 +36,6 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-struct Store(RefCell<TokenCache>);
-
-impl KeyStore for Store {
-    fn key_set(&self, index: usize, provider: &Provider) -> Option<Arc<KeySet>> {
-        ConfiguredKeys.key_set(index, provider)
-    }
-    fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
-        Some(&self.0)
-    }
-}
 
 fn request<'a>(path: &'a str, authorization: Vec<&'a str>) -> Request<'a> {
     Request {
@@ -90,7 +77,7 @@ fn native_decision_cost() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let store = Store(RefCell::new(TokenCache::new(1000, 1 << 24)));
+    let store = ConfiguredKeysWithCache(RefCell::new(TokenCache::new(1000, 1 << 24)));
     let iterations: u32 = std::env::var("DECIDE_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -52,47 +52,37 @@ pub fn remove_request_header(name: &str) {
 }
 
 pub fn add_request_header(name: &str, value: &str) {
-    // SAFETY: pointers and lengths of live &strs; the host only reads them.
-    let status = unsafe {
-        proxy_add_header_map_value(
-            REQUEST_HEADERS,
-            name.as_ptr(),
-            name.len(),
-            value.as_ptr(),
-            value.len(),
-        )
-    };
-    check("adding request header", name, status);
+    edit_header(REQUEST_HEADERS, Edit::Add, name, value);
 }
 
 /// Sets (replaces) a header on the response going back to the client.
 pub fn set_response_header(name: &str, value: &str) {
-    // SAFETY: as in `add_request_header`.
-    let status = unsafe {
-        proxy_replace_header_map_value(
-            RESPONSE_HEADERS,
-            name.as_ptr(),
-            name.len(),
-            value.as_ptr(),
-            value.len(),
-        )
-    };
-    check("setting response header", name, status);
+    edit_header(RESPONSE_HEADERS, Edit::Replace, name, value);
 }
 
 /// Adds a header to the response going back to the client (keeps existing values).
 pub fn add_response_header(name: &str, value: &str) {
-    // SAFETY: as in `add_request_header`.
-    let status = unsafe {
-        proxy_add_header_map_value(
-            RESPONSE_HEADERS,
-            name.as_ptr(),
-            name.len(),
-            value.as_ptr(),
-            value.len(),
-        )
+    edit_header(RESPONSE_HEADERS, Edit::Add, name, value);
+}
+
+enum Edit {
+    Add,
+    Replace,
+}
+
+fn edit_header(map: u32, edit: Edit, name: &str, value: &str) {
+    let call = match edit {
+        Edit::Add => proxy_add_header_map_value,
+        Edit::Replace => proxy_replace_header_map_value,
     };
-    check("adding response header", name, status);
+    // SAFETY: pointers and lengths of live &strs; the host only reads them.
+    let status = unsafe { call(map, name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+    let what = match (map, edit) {
+        (REQUEST_HEADERS, _) => "adding request header",
+        (_, Edit::Add) => "adding response header",
+        (_, Edit::Replace) => "setting response header",
+    };
+    check(what, name, status);
 }
 
 /// Answers the request locally: the headers serialized as the ABI wants them (`u32` count,

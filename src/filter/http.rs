@@ -84,11 +84,6 @@ impl Clock for HostClock<'_> {
     }
 }
 
-/// The decision input from the request headers.
-pub fn request_from(headers: &Headers) -> Request<'_> {
-    Request::from_headers(headers)
-}
-
 /// Counts the outcome and logs denials (never the token: reason and path only).
 pub fn record(metrics: &Metrics, outcome: &Outcome, headers: &Headers) {
     match outcome {
@@ -270,7 +265,12 @@ impl Http {
             // still unknown in them (this VM had not loaded any keys yet), that refusal may
             // itself warrant a refetch, so it goes through this path once more (the keys are
             // now in sync, so the recursion ends there).
-            let again = decide(&s.config, &request_from(&headers), &*s.cache, now_ms / 1000);
+            let again = decide(
+                &s.config,
+                &Request::from_headers(&headers),
+                &*s.cache,
+                now_ms / 1000,
+            );
             if let Decision::Respond {
                 retry: Some(next), ..
             } = &again
@@ -365,7 +365,7 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         let headers = host::request_headers();
-        let request = request_from(&headers);
+        let request = Request::from_headers(&headers);
         self.origin = request.origin.map(str::to_string);
         let clock = HostClock { cache: &s.cache };
         let decision = decide_at(&s.config, &request, &*s.cache, &clock);

@@ -51,7 +51,7 @@ impl Root {
                     if host::switch_to(w.context_id) {
                         let d = decide(
                             &s.config,
-                            &http::request_from(&w.headers),
+                            &crate::decide::Request::from_headers(&w.headers),
                             &*s.cache,
                             now_ms / 1000,
                         );

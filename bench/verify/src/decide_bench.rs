@@ -8,26 +8,13 @@
 //! `headers` is the header parse and the decision input alone (warm request's headers).
 
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use mcp_edge_auth::clock::Fixed;
-use mcp_edge_auth::config::{Config, Provider};
-use mcp_edge_auth::decide::{decide_at, ConfiguredKeys, Decision, KeyStore, Request};
+use mcp_edge_auth::config::Config;
+use mcp_edge_auth::decide::{decide_at, ConfiguredKeysWithCache, Decision, Request};
 use mcp_edge_auth::headers::Headers;
-use mcp_edge_auth::jwks::KeySet;
 use mcp_edge_auth::token_cache::TokenCache;
-
-struct Store(RefCell<TokenCache>);
-
-impl KeyStore for Store {
-    fn key_set(&self, index: usize, provider: &Provider) -> Option<Arc<KeySet>> {
-        ConfiguredKeys.key_set(index, provider)
-    }
-    fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
-        Some(&self.0)
-    }
-}
 
 /// The header map as Envoy serializes it for `proxy_get_header_map_pairs`, for a request
 /// like wrk's behind Envoy's HTTP connection manager.
@@ -74,7 +61,7 @@ pub fn run(c: &serde_json::Value, now: impl Fn() -> SystemTime) -> Result<String
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_err(|e| e.to_string())?
         .as_secs();
-    let store = Store(RefCell::new(TokenCache::new(1000, 1 << 24)));
+    let store = ConfiguredKeysWithCache(RefCell::new(TokenCache::new(1000, 1 << 24)));
     let cases = [
         ("warm", serialized("/mcp", Some(&bearer)), 200u16),
         ("401", serialized("/mcp", None), 401),
@@ -116,25 +103,12 @@ pub fn run(c: &serde_json::Value, now: impl Fn() -> SystemTime) -> Result<String
         if got != *want {
             return Err(format!("decide {name}: status {got}, expected {want}"));
         }
-        for _ in 0..iterations.div_ceil(10) {
+        let (total, mean, best) = crate::time_batches(iterations, &now, || {
             one();
-        }
-        let batches = 5;
-        let per_batch = iterations.div_ceil(batches).max(1);
-        let mut times = Vec::with_capacity(batches);
-        for _ in 0..batches {
-            let start = now();
-            for _ in 0..per_batch {
-                one();
-            }
-            let elapsed = now().duration_since(start).map_err(|e| e.to_string())?;
-            times.push(elapsed.as_secs_f64() * 1e6 / per_batch as f64);
-        }
-        let mean = times.iter().sum::<f64>() / batches as f64;
-        let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
+            true
+        })?;
         lines.push(format!(
-            "decide {name}: {} iterations, {mean:.2} µs per request (best batch {best:.2} µs)",
-            per_batch * batches
+            "decide {name}: {total} iterations, {mean:.2} µs per request (best batch {best:.2} µs)"
         ));
     }
     Ok(lines.join("\n"))

@@ -104,9 +104,23 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
         return Err(format!("{alg_name} [{backend}]: the token does not verify"));
     }
 
-    // Warm-up (tier-up to the optimising compiler), then five timed batches.
+    let (total, mean, best) = time_batches(iterations, &now, check)
+        .map_err(|e| format!("{alg_name} [{backend}]: {e} (a verification failed)"))?;
+    Ok(format!(
+        "verify {alg_name} [{backend}]: {total} iterations, {mean:.1} µs per verify (best batch {best:.1} µs)"
+    ))
+}
+
+/// Runs `step` a tenth of `iterations` times to warm up (tier-up to V8's optimising
+/// compiler), then `iterations` times in five timed batches. Returns the count run and the
+/// mean and best batch in µs per step; every step must return true.
+pub fn time_batches(
+    iterations: usize,
+    now: &impl Fn() -> SystemTime,
+    mut step: impl FnMut() -> bool,
+) -> Result<(usize, f64, f64), String> {
     for _ in 0..iterations.div_ceil(10) {
-        check();
+        step();
     }
     let batches = 5;
     let per_batch = iterations.div_ceil(batches).max(1);
@@ -115,20 +129,17 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
     for _ in 0..batches {
         let start = now();
         for _ in 0..per_batch {
-            ok &= check();
+            ok &= step();
         }
         let elapsed = now().duration_since(start).map_err(|e| e.to_string())?;
         times.push(elapsed.as_secs_f64() * 1e6 / per_batch as f64);
     }
     if !ok {
-        return Err("a verification failed".into());
+        return Err("a step failed".into());
     }
-    let total = per_batch * batches;
     let mean = times.iter().sum::<f64>() / batches as f64;
     let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
-    Ok(format!(
-        "verify {alg_name} [{backend}]: {total} iterations, {mean:.1} µs per verify (best batch {best:.1} µs)"
-    ))
+    Ok((per_batch * batches, mean, best))
 }
 
 /// `{"b64_check": {}}`: the Wasm build of `extract::is_b64token` (SIMD128 blocks of 16
