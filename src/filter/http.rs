@@ -335,10 +335,8 @@ impl Http {
 impl Context for Http {
     fn on_done(&mut self) -> bool {
         if let Some(s) = &self.shared {
-            // Nearly always both are empty (nothing held): no hashing, no scan.
-            if !s.waiters.borrow().is_empty() {
-                waiters::remove(&s.waiters, self.context_id);
-            }
+            waiters::remove(&s.waiters, self.context_id);
+            // Nearly always empty (nothing held): no hashing.
             let mut holds = s.holds.borrow_mut();
             if !holds.is_empty() {
                 holds.remove(&self.context_id);
