@@ -1,45 +1,83 @@
 //! The thin wrapper around proxy-wasm host calls. Nothing here decides anything.
 
 use std::cell::RefCell;
-use std::time::UNIX_EPOCH;
-
-use proxy_wasm::hostcalls;
 
 use crate::headers::Headers;
-use proxy_wasm::types::{BufferType, MapType, MetricType};
+
+// Host calls go through the raw ABI (proxy-wasm 0.2.1, the "env" imports at the end of this
+// file): the SDK's wrappers panic on any status they do not expect, which would kill the VM
+// and, fail-closed, refuse every request until Envoy restarts it. Here a refused call is
+// logged and the filter goes on as decided. (Only the callout goes through the SDK: its
+// dispatcher must learn the callout's token to route the answer.)
+
+const OK: u32 = 0;
+const NOT_FOUND: u32 = 1;
+const CAS_MISMATCH: u32 = 8;
+
+const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
+const CALL_RESPONSE_HEADERS: u32 = 6;
+
+const REQUEST_BODY: u32 = 0;
+const CALL_RESPONSE_BODY: u32 = 4;
+const PLUGIN_CONFIGURATION: u32 = 7;
+
+const COUNTER: u32 = 0;
 
 /// The plugin configuration bytes.
 pub fn plugin_configuration() -> Option<Vec<u8>> {
-    hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-        .ok()
-        .flatten()
+    buffer(PLUGIN_CONFIGURATION, "plugin configuration", 0, usize::MAX)
+}
+
+/// A buffer the host filled (`NotFound`: none). Another status is logged and read as none.
+fn buffer(buffer_type: u32, what: &str, start: usize, max_size: usize) -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes both out-parameters (see `take`).
+    let status =
+        unsafe { proxy_get_buffer_bytes(buffer_type, start, max_size, &mut data, &mut size) };
+    match status {
+        OK => unsafe { take(data, size) },
+        NOT_FOUND => None,
+        other => {
+            check("reading", what, other);
+            None
+        }
+    }
+}
+
+/// Takes ownership of a buffer the host handed over.
+///
+/// # Safety
+/// `data` is null or was filled by the host with a buffer of `size` bytes obtained from this
+/// module's allocator (`proxy_on_memory_allocate`, the SDK's `Vec::with_capacity(size)`),
+/// which becomes ours — the hand-over the SDK's own getters rely on.
+unsafe fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
+    if data.is_null() {
+        None
+    } else {
+        Some(Vec::from_raw_parts(data, size, size))
+    }
 }
 
 /// Request headers: the host's serialized map, read in place (`headers.rs`).
 pub fn request_headers() -> Headers {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
-    // SAFETY: the host fills both out-parameters; on success with a non-null pointer, `data`
-    // is a buffer of `size` bytes it obtained from this module's allocator
-    // (`proxy_on_memory_allocate`, the SDK's `Vec::with_capacity(size)`), now ours to own —
-    // the same hand-over the SDK's own map getters rely on.
-    let status = unsafe { proxy_get_header_map_pairs(0, &mut data, &mut size) };
-    if status != 0 || data.is_null() || size == 0 {
+    // SAFETY: the host fills both out-parameters (see `take`).
+    let status = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+    if status != OK {
+        check("reading request headers", "", status);
         return Headers::default();
     }
-    let buf = unsafe { Vec::from_raw_parts(data, size, size) };
-    Headers::parse(buf)
+    match unsafe { take(data, size) } {
+        Some(buf) if !buf.is_empty() => Headers::parse(buf),
+        _ => Headers::default(),
+    }
 }
 
-// Header changes and local replies go through the raw ABI: the SDK's wrappers panic on any
-// status other than Ok (which would kill the VM and, fail-closed, refuse every request until
-// Envoy restarts it); here a refused call is logged and the request goes on as decided.
-
-const REQUEST_HEADERS: u32 = 0;
-const RESPONSE_HEADERS: u32 = 2;
-
 fn check(call: &str, name: &str, status: u32) {
-    if status != 0 {
+    if status != OK {
         log::warn!("{call} {name:?}: host status {status}");
     }
 }
@@ -183,7 +221,7 @@ impl Metrics {
             Some(i) => i,
             None => {
                 let name = format!("{prefix}{label}");
-                let Ok(id) = hostcalls::define_metric(MetricType::Counter, &name) else {
+                let Some(id) = define_counter(&name) else {
                     return;
                 };
                 let mut counters = self.counters.borrow_mut();
@@ -205,7 +243,7 @@ impl Metrics {
             c.pending += 1;
         } else {
             c.sent = true;
-            let _ = hostcalls::increment_metric(c.id, 1);
+            increment_metric(c.id, 1);
         }
     }
 
@@ -214,11 +252,28 @@ impl Metrics {
         for c in self.counters.borrow_mut().iter_mut() {
             if c.pending > 0 {
                 let delta = i64::try_from(c.pending).unwrap_or(i64::MAX);
-                let _ = hostcalls::increment_metric(c.id, delta);
+                increment_metric(c.id, delta);
                 c.pending = 0;
             }
             c.sent = false;
         }
+    }
+}
+
+fn define_counter(name: &str) -> Option<u32> {
+    let mut id: u32 = 0;
+    // SAFETY: pointer and length of a live &str; the host writes one u32 to `id`.
+    let status = unsafe { proxy_define_metric(COUNTER, name.as_ptr(), name.len(), &mut id) };
+    check("defining counter", name, status);
+    (status == OK).then_some(id)
+}
+
+fn increment_metric(id: u32, delta: i64) {
+    // SAFETY: plain integers.
+    let status = unsafe { proxy_increment_metric(id, delta) };
+    if status != OK {
+        // Once per counter and tick at most; debug, as it would repeat every second.
+        log::debug!("incrementing counter {id}: host status {status}");
     }
 }
 
@@ -262,6 +317,45 @@ pub fn follow_log_level(now_ms: u64) {
 
 extern "C" {
     fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_add_header_map_value(
         map_type: u32,
@@ -295,44 +389,85 @@ extern "C" {
     ) -> u32;
 }
 
+/// Nanoseconds since the epoch (0 if the host refuses, which no token's time checks pass).
+fn now_nanos() -> u64 {
+    let mut nanos: u64 = 0;
+    // SAFETY: the host writes one u64 to the pointer.
+    let status = unsafe { proxy_get_current_time_nanoseconds(&mut nanos) };
+    check("reading the clock", "", status);
+    if status == OK {
+        nanos
+    } else {
+        0
+    }
+}
+
 /// Milliseconds since the epoch.
 pub fn now_millis() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    now_nanos() / 1_000_000
 }
 
 /// Sub-second clock bits, a cheap source of jitter and VM identity.
 pub fn clock_nanos() -> u32 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.subsec_nanos())
+    u32::try_from(now_nanos() % 1_000_000_000).unwrap_or(0)
 }
 
 /// Shared data (all VMs with the same vm_id): value and CAS token.
 pub fn shared_get(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-    hostcalls::get_shared_data(key).unwrap_or((None, None))
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: pointer and length of a live &str; the host writes the out-parameters (see
+    // `take`).
+    let status =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    match status {
+        OK => (unsafe { take(data, size) }, (cas != 0).then_some(cas)),
+        NOT_FOUND => (None, None),
+        other => {
+            check("reading shared data", key, other);
+            (None, None)
+        }
+    }
 }
 
-/// Writes shared data with a CAS token; `false` on a CAS mismatch.
+/// Writes shared data with a CAS token; `false` on a CAS mismatch (or a refusal, logged).
 pub fn shared_set(key: &str, value: &[u8], cas: Option<u32>) -> bool {
-    hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+    // SAFETY: pointers and lengths of live buffers; the host only reads them.
+    let status = unsafe {
+        proxy_set_shared_data(
+            key.as_ptr(),
+            key.len(),
+            value.as_ptr(),
+            value.len(),
+            cas.unwrap_or(0),
+        )
+    };
+    if status != CAS_MISMATCH {
+        check("writing shared data", key, status);
+    }
+    status == OK
 }
 
 pub fn set_tick_period_ms(ms: u64) {
-    let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(ms));
+    // SAFETY: a plain integer.
+    let status =
+        unsafe { proxy_set_tick_period_milliseconds(u32::try_from(ms).unwrap_or(u32::MAX)) };
+    check("setting the tick period", "", status);
 }
 
 /// Sends a GET callout; the token identifies the answer in `on_http_call_response`.
+///
+/// Through the SDK (its dispatcher must register the token), which returns `BadArgument`
+/// and `InternalFailure` as errors — what Envoy answers for an unknown cluster or a failed
+/// request — and would panic only on a status Envoy's `http_call` does not produce.
 pub fn dispatch_get(
     cluster: &str,
     headers: &[(&'static str, String)],
     timeout_ms: u64,
 ) -> Result<u32, String> {
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    hostcalls::dispatch_http_call(
+    proxy_wasm::hostcalls::dispatch_http_call(
         cluster,
         headers,
         None,
@@ -344,15 +479,32 @@ pub fn dispatch_get(
 
 /// Status and (capped) body of the callout being answered.
 pub fn call_response(body_size: usize, limit: usize) -> (Option<String>, Option<Vec<u8>>) {
-    let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-        .ok()
-        .flatten();
+    let key = ":status";
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: pointer and length of a live &str; the host writes the out-parameters (see
+    // `take`).
+    let status = unsafe {
+        proxy_get_header_map_value(
+            CALL_RESPONSE_HEADERS,
+            key.as_ptr(),
+            key.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    let status = match status {
+        OK => unsafe { take(data, size) }.and_then(|b| String::from_utf8(b).ok()),
+        NOT_FOUND => None,
+        other => {
+            check("reading callout response header", key, other);
+            None
+        }
+    };
     let body = if body_size == 0 || body_size > limit {
         None
     } else {
-        hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
+        buffer(CALL_RESPONSE_BODY, "callout response body", 0, body_size)
     };
     (status, body)
 }
@@ -360,17 +512,17 @@ pub fn call_response(body_size: usize, limit: usize) -> (Option<String>, Option<
 /// Makes `context_id` the current context, so header, response and resume calls act on
 /// that (paused) request. `false` if it no longer exists.
 pub fn switch_to(context_id: u32) -> bool {
-    hostcalls::set_effective_context(context_id).is_ok()
+    // SAFETY: a plain integer. `BadArgument`: the context is gone (a normal answer).
+    unsafe { proxy_set_effective_context(context_id) == OK }
 }
 
 pub fn resume_request() {
-    let _ = hostcalls::resume_http_request();
+    // SAFETY: a plain integer (stream type 0: the HTTP request).
+    let status = unsafe { proxy_continue_stream(0) };
+    check("resuming the request", "", status);
 }
 
 /// The buffered request body (up to `size` bytes).
 pub fn request_body(size: usize) -> Vec<u8> {
-    hostcalls::get_buffer(BufferType::HttpRequestBody, 0, size)
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    buffer(REQUEST_BODY, "request body", 0, size).unwrap_or_default()
 }
