@@ -44,27 +44,44 @@ pub struct Request<'a> {
     pub mcp_name: Option<&'a str>,
 }
 
+/// The headers a decision reads, in the order of `Request::from_headers`'s slots.
+const NAMES: [&str; 10] = [
+    ":method",
+    ":path",
+    ":scheme",
+    ":authority",
+    "x-forwarded-proto",
+    "authorization",
+    "origin",
+    "access-control-request-method",
+    "mcp-method",
+    "mcp-name",
+];
+
 impl<'a> Request<'a> {
     /// The decision input from the request headers, in one pass over them (names compared
     /// ASCII case-insensitively; the first value counts, except `Authorization`, whose every
     /// value is kept so that a second one can be refused).
     pub fn from_headers(headers: &'a Headers) -> Request<'a> {
-        const NAMES: [&str; 10] = [
-            ":method",
-            ":path",
-            ":scheme",
-            ":authority",
-            "x-forwarded-proto",
-            "authorization",
-            "origin",
-            "access-control-request-method",
-            "mcp-method",
-            "mcp-name",
-        ];
         let mut found: [Option<&'a str>; 10] = [None; 10];
         let mut r = Request::default();
         for (name, value) in headers.iter() {
-            let Some(i) = NAMES.iter().position(|n| same_name(n, name)) else {
+            // Only names of these lengths can match: most headers cost one length test.
+            let candidates: &[usize] = match name.len() {
+                5 => &[1],
+                6 => &[6],
+                7 => &[0, 2],
+                8 => &[9],
+                10 => &[3, 8],
+                13 => &[5],
+                17 => &[4],
+                29 => &[7],
+                _ => continue,
+            };
+            let Some(&i) = candidates
+                .iter()
+                .find(|&&i| NAMES.get(i).is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            else {
                 continue;
             };
             if i == 5 {
@@ -86,13 +103,6 @@ impl<'a> Request<'a> {
         r.mcp_name = mcp_name;
         r
     }
-}
-
-/// Header names compared ASCII case-insensitively (kept out of line: one copy, not one per
-/// name in `from_headers`).
-#[inline(never)]
-fn same_name(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.eq_ignore_ascii_case(b)
 }
 
 /// Where the current key set of a provider comes from at request time.
@@ -779,6 +789,33 @@ mod tests {
         let r = Request::from_headers(&empty);
         assert_eq!((r.method, r.path), ("", ""));
         assert!(r.authorization.is_empty() && r.origin.is_none());
+    }
+
+    #[test]
+    fn every_request_header_is_found_whatever_its_case() {
+        let upper: Vec<String> = NAMES.iter().map(|n| n.to_ascii_uppercase()).collect();
+        let h = Headers::from_pairs(
+            upper
+                .iter()
+                .map(|n| (n.as_str(), n.as_str()))
+                .chain([("x-request-id", "x"), ("user-agent", "y")]),
+        );
+        let r = Request::from_headers(&h);
+        let got = [
+            Some(r.method),
+            Some(r.path),
+            r.scheme,
+            r.authority,
+            r.forwarded_proto,
+            r.authorization.first().copied(),
+            r.origin,
+            r.access_control_request_method,
+            r.mcp_method,
+            r.mcp_name,
+        ];
+        for (want, got) in upper.iter().zip(got) {
+            assert_eq!(got, Some(want.as_str()));
+        }
     }
 
     fn keypair(seed: u8) -> ed25519_compact::KeyPair {
