@@ -4,6 +4,8 @@
 #   make build    the filter module: target/wasm/mcp_edge_auth.wasm (cargo, then wasm-opt -O3)
 #   make test     fmt check, clippy (host + wasm), demo config validation, cargo test --workspace
 #   make run      the demo: devstack (IdP :9000, MCP server :9100) + Envoy :10000
+#   make bench          the benchmark against Envoy's jwt_authn; writes bench/RESULTS.md
+#   make bench-instructions   instructions per request, Envoy under callgrind (steady, unlike req/s)
 #   make bench-verify   per-verify µs inside Envoy's V8 (fast RSA path vs rsa 0.10, ES256) and natively
 #   make rsa-diff       the long RSA differential test against rsa 0.10 (RSA_DIFF_KEYS, RSA_DIFF_MESSAGES)
 #   make fmt | clippy | clean | distclean
@@ -20,7 +22,7 @@ RAW := target/$(WASM_TARGET)/release
 WASM := target/wasm/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
-.PHONY: bench bench-verify rsa-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
+.PHONY: bench bench-instructions bench-verify rsa-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
 
 deps:
 	@bash scripts/deps.sh
@@ -98,7 +100,16 @@ bench: build
 	$(CARGO) test -q --release --test rsa_bench -- --ignored --nocapture 2>&1 | grep '^native' | tee .run/bench/native.txt
 	$(CARGO) test -q --release --test decide_bench -- --ignored --nocapture 2>&1 | grep '^native' | tee .run/bench/decide.txt
 	python3 bench/verify.py --decide .run/bench/decide_v8.txt
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+	python3 bench/instructions.py .run/bench/instructions.txt
 	python3 bench/bench.py
+
+# Instructions per request (Envoy under callgrind): steady where req/s is not. BENCH_ONLY=a2,d
+bench-instructions: build
+	$(CARGO) build -q -p devstack
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+	@test -f .run/bench/one.txt || target/debug/devstack bench-tokens --out .run/bench --count 3000
+	python3 bench/instructions.py .run/bench/instructions.txt
 
 # Per-verify microbenchmark: VERIFY_ITERATIONS (2000) signature checks inside Envoy's V8
 # (bench/verify module, on_configure), then the same natively in release mode.

@@ -7,7 +7,8 @@
 //! else, so `make bench` can price one host call: `t` reads the clock, `h` reads the request
 //! headers as the SDK copies them (a `String` per name and value), `p` reads them as the filter
 //! does (one raw buffer, src/filter/host.rs), `m` increments a counter, `a` adds a request
-//! header, `r` removes one.
+//! header (`x-bench`), `r` removes `x-bench`, `z` removes `Authorization`. `pza` are the
+//! host calls of the filter's warm path, without its decision.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -83,6 +84,13 @@ impl HttpContext for Pass {
                 }
                 b'r' => {
                     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "x-bench", None);
+                }
+                b'z' => {
+                    let _ = hostcalls::set_map_value(
+                        MapType::HttpRequestHeaders,
+                        "authorization",
+                        None,
+                    );
                 }
                 _ => {}
             }

