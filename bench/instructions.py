@@ -48,6 +48,7 @@ def scenarios():
         ("a2", "empty pass-through Wasm filter", [bench.wasm_filter(bench.PASS, {})], "/mcp", auth, 200),
         ("hc-pza", "(a2) + the warm path's three host calls", [bench.wasm_filter(bench.PASS, "calls:pza")], "/mcp", auth, 200),
         ("d", "mcp-edge-auth warm", [bench.wasm_filter(bench.MODULE, bench.plugin())], "/mcp", auth, 200),
+        ("hc-pl", "(a2) + the 401 path's two host calls", [bench.wasm_filter(bench.PASS, "calls:pl")], "/mcp", {}, 401),
         ("f", "mcp-edge-auth 401 (no token)", [bench.wasm_filter(bench.MODULE, bench.plugin())], "/mcp", {}, 401),
         ("g", "mcp-edge-auth PRM document", [bench.wasm_filter(bench.MODULE, bench.plugin())], prm, {}, 200),
         ("b", "jwt_authn, local JWKS", [bench.jwt_authn(False)], "/mcp", auth, 200),

@@ -7,8 +7,9 @@
 //! else, so `make bench` can price one host call: `t` reads the clock, `h` reads the request
 //! headers as the SDK copies them (a `String` per name and value), `p` reads them as the filter
 //! does (one raw buffer, src/filter/host.rs), `m` increments a counter, `a` adds a request
-//! header (`x-bench`), `r` removes `x-bench`, `z` removes `Authorization`. `pza` are the
-//! host calls of the filter's warm path, without its decision.
+//! header (`x-bench`), `r` removes `x-bench`, `z` removes `Authorization`, `l` answers with
+//! a 401 shaped like the filter's (same headers, a body of the same size) and stops. `pza`
+//! are the host calls of the filter's warm path, `pl` those of its 401, without its decision.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -84,6 +85,20 @@ impl HttpContext for Pass {
                 }
                 b'r' => {
                     let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "x-bench", None);
+                }
+                b'l' => {
+                    let _ = hostcalls::send_http_response(
+                        401,
+                        vec![
+                            ("www-authenticate", "Bearer resource_metadata=\"http://127.0.0.1:19800/.well-known/oauth-protected-resource/mcp\", scope=\"mcp.tools\""),
+                            ("access-control-allow-origin", "*"),
+                            ("access-control-expose-headers", "WWW-Authenticate, Mcp-Session-Id"),
+                            ("cache-control", "no-store"),
+                            ("content-type", "application/json"),
+                        ],
+                        Some(br#"{"error":"unauthorized","error_description":"a Bearer access token is required"}"#),
+                    );
+                    return Action::Pause;
                 }
                 b'z' => {
                     let _ = hostcalls::set_map_value(
