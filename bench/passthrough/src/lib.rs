@@ -92,7 +92,7 @@ impl HttpContext for Pass {
                         vec![
                             ("www-authenticate", "Bearer resource_metadata=\"http://127.0.0.1:19800/.well-known/oauth-protected-resource/mcp\", scope=\"mcp.tools\""),
                             ("access-control-allow-origin", "*"),
-                            ("access-control-expose-headers", "WWW-Authenticate, Mcp-Session-Id"),
+                            ("access-control-expose-headers", "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version"),
                             ("cache-control", "no-store"),
                             ("content-type", "application/json"),
                         ],
