@@ -6,6 +6,7 @@
 #   make run      the demo: devstack (IdP :9000, MCP server :9100) + Envoy :10000
 #   make bench          the benchmark against Envoy's jwt_authn; writes bench/RESULTS.md
 #   make bench-instructions   instructions per request, Envoy under callgrind (steady, unlike req/s)
+#   make bench-hostcalls   the price of one host call (pass-through module, Envoy under callgrind)
 #   make bench-verify   per-verify µs inside Envoy's V8 (fast RSA path vs rsa 0.10, ES256) and natively
 #   make rsa-diff       the long RSA differential test against rsa 0.10 (RSA_DIFF_KEYS, RSA_DIFF_MESSAGES)
 #   make fmt | clippy | clean | distclean
@@ -22,7 +23,7 @@ RAW := target/$(WASM_TARGET)/release
 WASM := target/wasm/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
-.PHONY: bench bench-instructions bench-verify rsa-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
+.PHONY: bench bench-instructions bench-hostcalls bench-verify rsa-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
 
 deps:
 	@bash scripts/deps.sh
@@ -102,6 +103,7 @@ bench: build
 	python3 bench/verify.py --decide .run/bench/decide_v8.txt
 	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 	python3 bench/instructions.py .run/bench/instructions.txt
+	BENCH_ONLY=a2 BENCH_CALLS=$(HOSTCALLS) python3 bench/instructions.py .run/bench/hostcalls.txt
 	python3 bench/bench.py
 
 # Instructions per request (Envoy under callgrind): steady where req/s is not. BENCH_ONLY=a2,d
@@ -110,6 +112,15 @@ bench-instructions: build
 	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 	@test -f .run/bench/one.txt || target/debug/devstack bench-tokens --out .run/bench --count 3000
 	python3 bench/instructions.py .run/bench/instructions.txt
+
+# The price of one host call (Envoy under callgrind): the pass-through module making only the
+# calls named by each letter group (bench/passthrough/src/lib.rs lists the letters).
+HOSTCALLS ?= p,u,v,n,x,z,a
+bench-hostcalls: build
+	$(CARGO) build -q -p devstack
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+	@test -f .run/bench/one.txt || target/debug/devstack bench-tokens --out .run/bench --count 3000
+	BENCH_ONLY=a2 BENCH_CALLS=$(HOSTCALLS) python3 bench/instructions.py .run/bench/hostcalls.txt
 
 # Per-verify microbenchmark: VERIFY_ITERATIONS (2000) signature checks inside Envoy's V8
 # (bench/verify module, on_configure), then the same natively in release mode.

@@ -322,6 +322,15 @@ def main():
                   "Counted this way the noise is gone (the same scenario twice differs by well under 0.1 %),",
                   "and the split is plain: (hc-pza) minus (a2) is what Envoy and V8 spend on the warm path's",
                   "three host calls, (d) minus (hc-pza) what the module's own code adds to them.", ""]
+    hostcalls = os.path.join(TOK, "hostcalls.txt")
+    if os.path.exists(hostcalls):
+        lines += ["## Price of one host call", "",
+                  "`make bench-hostcalls`: the empty pass-through module making only the host calls its letters",
+                  "name (bench/passthrough/src/lib.rs): `p` the whole request header map in one buffer (what the",
+                  "filter reads), `u` `Authorization` alone, `v` `:path`, `:method` and `Authorization` one call each,",
+                  "`n` the ten headers the decision looks at one call each, `x` one header that is absent,",
+                  "`z` remove `Authorization`, `a` add a header.", "",
+                  open(hostcalls).read().rstrip(), ""]
     decide_txt = os.path.join(TOK, "decide.txt")
     decide_v8 = os.path.join(TOK, "decide_v8.txt")
     if os.path.exists(decide_txt) or os.path.exists(decide_v8):

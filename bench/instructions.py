@@ -12,6 +12,9 @@ and no Wasm at all also shows some. User-space instructions only — the kernel'
 network path is not counted, and an instruction is not a nanosecond.
 
 Usage: bench/instructions.py [OUT]   (BENCH_ONLY=a2,d,…; WARM 500, COUNT 1000)
+BENCH_CALLS=p,z,… adds a row (hc-<letters>) per entry: the pass-through module making those host
+calls (bench/passthrough/src/lib.rs lists the letters), to price one host call at a time.
+KEEP_DUMPS=DIR keeps each scenario's callgrind dump there (<key>.callgrind) for callgrind_annotate.
 Needs valgrind, the bench tokens (make bench mints them) and the built modules.
 """
 import http.client
@@ -51,6 +54,10 @@ def scenarios():
         ("hc-pl", "(a2) + the 401 path's two host calls", [bench.wasm_filter(bench.PASS, "calls:pl")], "/mcp", {}, 401),
         ("f", "mcp-edge-auth 401 (no token)", [bench.wasm_filter(bench.MODULE, bench.plugin())], "/mcp", {}, 401),
         ("g", "mcp-edge-auth PRM document", [bench.wasm_filter(bench.MODULE, bench.plugin())], prm, {}, 200),
+    ] + [
+        (f"hc-{c}", f"(a2) + host calls `{c}` (bench/passthrough)", [bench.wasm_filter(bench.PASS, f"calls:{c}")], "/mcp", auth, 200)
+        for c in os.environ.get("BENCH_CALLS", "").split(",") if c
+    ] + [
         ("b", "jwt_authn, local JWKS", [bench.jwt_authn(False)], "/mcp", auth, 200),
         ("c", "jwt_authn + jwt_cache_config", [bench.jwt_authn(True)], "/mcp", auth, 200),
     ]
@@ -109,6 +116,10 @@ def measure(key, filters, path, headers, expect):
         if not dumps:
             sys.exit(f"{key}: callgrind wrote no dump")
         dump = os.path.join(d, dumps[0])
+        keep = os.environ.get("KEEP_DUMPS")
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+            subprocess.run(["cp", dump, os.path.join(keep, f"{key}.callgrind")], check=True)
         text = open(dump).read()
         m = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
         total = int(m.group(1)) if m else 0
@@ -121,7 +132,8 @@ def main():
     todo = scenarios()
     only = os.environ.get("BENCH_ONLY")
     if only:
-        todo = [t for t in todo if t[0] in only.split(",")]
+        extra = {f"hc-{c}" for c in os.environ.get("BENCH_CALLS", "").split(",") if c}
+        todo = [t for t in todo if t[0] in only.split(",") or t[0] in extra]
     rows = {}
     for key, label, filters, path, headers, expect in todo:
         t0 = time.time()

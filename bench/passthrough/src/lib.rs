@@ -6,7 +6,10 @@
 //! Configured with `"calls:<letters>"` it makes those host calls on every request and nothing
 //! else, so `make bench` can price one host call: `t` reads the clock, `h` reads the request
 //! headers as the SDK copies them (a `String` per name and value), `p` reads them as the filter
-//! does (one raw buffer, src/filter/host.rs), `m` increments a counter, `a` adds a request
+//! does (one raw buffer, src/filter/host.rs), `v` reads `:path`, `:method` and `Authorization`
+//! one host call each, `n` reads the ten headers the filter's decision looks at (src/decide.rs)
+//! one host call each, `u` reads `Authorization` alone, `x` asks for a header that is not there
+//! (a host call that allocates nothing), `m` increments a counter, `a` adds a request
 //! header (`x-bench`), `r` removes `x-bench`, `z` removes `Authorization`, `l` answers with
 //! a 401 shaped like the filter's (same headers, a body of the same size) and stops. `pza`
 //! are the host calls of the filter's warm path, `pl` those of its 401, without its decision.
@@ -77,6 +80,22 @@ impl HttpContext for Pass {
                 b'p' => {
                     std::hint::black_box(raw_pairs());
                 }
+                b'v' => {
+                    for name in [":path", ":method", "authorization"] {
+                        std::hint::black_box(raw_value(name));
+                    }
+                }
+                b'n' => {
+                    for name in NAMES {
+                        std::hint::black_box(raw_value(name));
+                    }
+                }
+                b'u' => {
+                    std::hint::black_box(raw_value("authorization"));
+                }
+                b'x' => {
+                    std::hint::black_box(raw_value("x-absent"));
+                }
                 b'm' => {
                     let _ = hostcalls::increment_metric(self.metric, 1);
                 }
@@ -128,7 +147,44 @@ fn raw_pairs() -> usize {
     buf.len()
 }
 
+/// The request headers the filter's decision reads (src/decide.rs).
+const NAMES: [&str; 10] = [
+    ":method",
+    ":path",
+    ":scheme",
+    ":authority",
+    "x-forwarded-proto",
+    "authorization",
+    "origin",
+    "access-control-request-method",
+    "mcp-method",
+    "mcp-name",
+];
+
+/// One request header's value by name, through the raw ABI (one host call; when the header
+/// is there the host allocates the copy in the module, as for the whole map).
+fn raw_value(name: &str) -> usize {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as in raw_pairs; the name is read by the host during the call only.
+    let status =
+        unsafe { proxy_get_header_map_value(0, name.as_ptr(), name.len(), &mut data, &mut size) };
+    if status != 0 || data.is_null() || size == 0 {
+        return 0;
+    }
+    // SAFETY: as in raw_pairs.
+    let buf = unsafe { Vec::from_raw_parts(data, size, size) };
+    buf.len()
+}
+
 extern "C" {
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
     fn proxy_get_header_map_pairs(
         map_type: u32,
         return_map_data: *mut *mut u8,
