@@ -15,6 +15,7 @@ use crate::challenge::{BearerError, Challenge};
 use crate::clock::{Clock, Fixed, COARSE_MAX_LAG};
 use crate::config::{Config, KeySource, Provider};
 use crate::cors;
+use crate::decision_headers::NAMES;
 use crate::extract::{self, ExtractError};
 use crate::headers::Headers;
 use crate::jwks::KeySet;
@@ -43,20 +44,6 @@ pub struct Request<'a> {
     pub mcp_method: Option<&'a str>,
     pub mcp_name: Option<&'a str>,
 }
-
-/// The headers a decision reads, in the order of `Request::from_headers`'s slots.
-const NAMES: [&str; 10] = [
-    ":method",
-    ":path",
-    ":scheme",
-    ":authority",
-    "x-forwarded-proto",
-    "authorization",
-    "origin",
-    "access-control-request-method",
-    "mcp-method",
-    "mcp-name",
-];
 
 impl<'a> Request<'a> {
     /// The decision input from the request headers, in one pass over them (names compared

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod decide;
+pub mod decision_headers;
 pub mod duration;
 pub mod extract;
 pub mod fetch;

@@ -7,7 +7,7 @@
 //! else, so `make bench` can price one host call: `t` reads the clock, `h` reads the request
 //! headers as the SDK copies them (a `String` per name and value), `p` reads them as the filter
 //! does (one raw buffer, src/filter/host.rs), `v` reads `:path`, `:method` and `Authorization`
-//! one host call each, `n` reads the ten headers the filter's decision looks at (src/decide.rs)
+//! one host call each, `n` reads the ten headers the filter's decision looks at (src/decision_headers.rs)
 //! one host call each, `u` reads `Authorization` alone, `x` asks for a header that is not there
 //! (a host call that allocates nothing), `m` increments a counter, `a` adds a request
 //! header (`x-bench`), `r` removes `x-bench`, `z` removes `Authorization`, `l` answers with
@@ -147,19 +147,10 @@ fn raw_pairs() -> usize {
     buf.len()
 }
 
-/// The request headers the filter's decision reads (src/decide.rs).
-const NAMES: [&str; 10] = [
-    ":method",
-    ":path",
-    ":scheme",
-    ":authority",
-    "x-forwarded-proto",
-    "authorization",
-    "origin",
-    "access-control-request-method",
-    "mcp-method",
-    "mcp-name",
-];
+/// The request headers the filter's decision reads: the filter's own list.
+#[path = "../../../src/decision_headers.rs"]
+mod decision_headers;
+use decision_headers::NAMES;
 
 /// One request header's value by name, through the raw ABI (one host call; when the header
 /// is there the host allocates the copy in the module, as for the whole map).
