@@ -43,6 +43,11 @@ def envoy_binary():
     return found[0]
 
 
+def bench_calls():
+    """The letter groups BENCH_CALLS names, one pass-through row each."""
+    return [c for c in os.environ.get("BENCH_CALLS", "").split(",") if c]
+
+
 def scenarios():
     one = open(os.path.join(bench.TOK, "one.txt")).readline().strip()
     auth = {"Authorization": "Bearer " + one}
@@ -56,7 +61,7 @@ def scenarios():
         ("g", "mcp-edge-auth PRM document", [bench.wasm_filter(bench.MODULE, bench.plugin())], prm, {}, 200),
     ] + [
         (f"hc-{c}", f"(a2) + host calls `{c}` (bench/passthrough)", [bench.wasm_filter(bench.PASS, f"calls:{c}")], "/mcp", auth, 200)
-        for c in os.environ.get("BENCH_CALLS", "").split(",") if c
+        for c in bench_calls()
     ] + [
         ("b", "jwt_authn, local JWKS", [bench.jwt_authn(False)], "/mcp", auth, 200),
         ("c", "jwt_authn + jwt_cache_config", [bench.jwt_authn(True)], "/mcp", auth, 200),
@@ -132,7 +137,7 @@ def main():
     todo = scenarios()
     only = os.environ.get("BENCH_ONLY")
     if only:
-        extra = {f"hc-{c}" for c in os.environ.get("BENCH_CALLS", "").split(",") if c}
+        extra = {f"hc-{c}" for c in bench_calls()}
         todo = [t for t in todo if t[0] in only.split(",") or t[0] in extra]
     rows = {}
     for key, label, filters, path, headers, expect in todo:
