@@ -24,7 +24,7 @@ use crate::policy::{self, Needs, Verdict};
 use crate::prm;
 use crate::response::{Response, EXPOSE_HEADERS, MCP_ALLOW_HEADERS};
 use crate::rules::{self, Unmatched};
-use crate::token_cache::TokenCache;
+use crate::token_cache::{SetHeaders, TokenCache};
 use crate::verify::{self, claim_at, VerifyError};
 
 /// What the filter knows about a request after its headers arrived.
@@ -148,7 +148,8 @@ pub struct Forward {
     /// Header names to delete (all copies) before adding `set_headers` (a list the
     /// configuration made once: `Config::strip_allowed`, `strip_unprotected`).
     pub remove_headers: Arc<[String]>,
-    pub set_headers: Vec<(String, String)>,
+    /// Rendered once per verified token (`claim_headers`), shared with its cache entry.
+    pub set_headers: SetHeaders,
 }
 
 /// A refusal that newer keys could turn around: the filter may wait for a (re)fetch of the
@@ -287,7 +288,7 @@ fn decide_headers(
 
     let strip_claim_headers = || Forward {
         remove_headers: Arc::clone(&cfg.strip_unprotected),
-        set_headers: Vec::new(),
+        set_headers: Arc::from([]),
     };
     let Some((rule_index, rule)) = rule else {
         return match cfg.unmatched {
@@ -338,40 +339,59 @@ fn decide_headers(
         .response()
     };
 
-    let token = match extract::bearer_token(&req.authorization, req.path, cfg.max_token_bytes) {
+    let malformed = |e: ExtractError| {
+        let (code, reason) = match &e {
+            e if e.is_invalid_request() => (BearerError::InvalidRequest, "invalid_request"),
+            ExtractError::TooLarge { .. } => (BearerError::InvalidToken, "too_large"),
+            _ => (BearerError::InvalidToken, "malformed"),
+        };
+        let text = e.to_string();
+        denied(challenge(Some(code), Some(&text)), reason, text)
+    };
+    let token = match extract::bearer_credential(&req.authorization, req.path, cfg.max_token_bytes)
+    {
         Ok(Some(t)) => t,
         Ok(None) => return denied(challenge(None, None), "missing", "no bearer token"),
-        Err(e) => {
-            let (code, reason) = match &e {
-                e if e.is_invalid_request() => (BearerError::InvalidRequest, "invalid_request"),
-                ExtractError::TooLarge { .. } => (BearerError::InvalidToken, "too_large"),
-                _ => (BearerError::InvalidToken, "malformed"),
+        Err(e) => return malformed(e),
+    };
+
+    let key_set = keys.key_set(provider_index, provider);
+    // The exact time, read at most once per decision (`verified_claims`).
+    let exact = std::cell::OnceCell::new();
+    let now = || *exact.get_or_init(|| clock.now());
+    // A token the cache holds passed the character check before it was verified: the check
+    // runs on a miss only.
+    let cached = key_set
+        .as_ref()
+        .and_then(|ks| cached_claims(token, provider_index, provider, ks, keys, clock, &now));
+    let verified = match cached {
+        Some(v) => v,
+        None => {
+            if let Err(e) = extract::check_token_chars(token) {
+                return malformed(e);
+            }
+            let Some(key_set) = key_set else {
+                let r = Response::new(503)
+                    .header("retry-after", "5")
+                    .header("access-control-allow-origin", "*")
+                    .error_body(
+                        "temporarily_unavailable",
+                        "the issuer's signing keys are not available yet; retry shortly",
+                    );
+                return with_retry(
+                    denied(
+                        r,
+                        "keys_unavailable",
+                        format!("no keys for provider {}", provider.name),
+                    ),
+                    Retry::KeysMissing(provider_index),
+                );
             };
-            let text = e.to_string();
-            return denied(challenge(Some(code), Some(&text)), reason, text);
+            verified_claims(token, provider_index, provider, &key_set, keys, now())
         }
     };
-
-    let Some(key_set) = keys.key_set(provider_index, provider) else {
-        let r = Response::new(503)
-            .header("retry-after", "5")
-            .header("access-control-allow-origin", "*")
-            .error_body(
-                "temporarily_unavailable",
-                "the issuer's signing keys are not available yet; retry shortly",
-            );
-        return with_retry(
-            denied(
-                r,
-                "keys_unavailable",
-                format!("no keys for provider {}", provider.name),
-            ),
-            Retry::KeysMissing(provider_index),
-        );
-    };
-
-    let claims = match verified_claims(token, provider_index, provider, &key_set, keys, clock) {
-        Ok(c) => c,
+    let (claims, set_headers) = match verified {
+        Ok(v) => v,
         Err(e) => {
             let text = e.to_string();
             let d = denied(
@@ -387,7 +407,7 @@ fn decide_headers(
     };
     // The granted scopes, only when something reads them (most routes check none).
     let is_mcp_post = rule.mcp.is_some() && req.method == "POST";
-    let granted = if !rule.required_scopes.is_empty() || provider.forward_identity || is_mcp_post {
+    let granted = if !rule.required_scopes.is_empty() || is_mcp_post {
         policy::granted_scopes(&claims, &provider.scope_claims)
     } else {
         BTreeSet::new()
@@ -401,7 +421,13 @@ fn decide_headers(
             return refusal;
         }
     }
-    let forward = forward_for(cfg, provider_index, provider, &claims, &granted);
+    let forward = Forward {
+        remove_headers: cfg
+            .strip_allowed
+            .get(provider_index)
+            .map_or_else(|| Arc::clone(&cfg.strip_unprotected), Arc::clone),
+        set_headers,
+    };
     let outcome = Outcome::Allowed {
         provider: provider_index,
     };
@@ -423,56 +449,75 @@ fn decide_headers(
     }
 }
 
-/// The claims of a valid token: from the verified-token cache (signature skipped; time,
-/// issuer and audience checked again) or from a full verification, which then fills it.
+/// A valid token's claims and the headers they render to.
+type Claims = (Arc<serde_json::Map<String, Value>>, SetHeaders);
+
+/// The verified-token cache's answer for `token`: `None` on a miss (or without a cache),
+/// else the entry judged again (signature skipped; time, issuer and audience checked).
 ///
 /// A cached token is judged on the coarse time when its time checks come out the same for
 /// every moment from the coarse time to [`COARSE_MAX_LAG`] later (they pass on an interval,
-/// so both ends decide it): then the exact time cannot change the answer. Otherwise, and for
-/// a full verification, the exact time is read (at most once).
+/// so both ends decide it): then the exact time cannot change the answer. Otherwise `now`
+/// is asked for the exact time.
+fn cached_claims(
+    token: &str,
+    index: usize,
+    provider: &Provider,
+    key_set: &Arc<KeySet>,
+    keys: &dyn KeyStore,
+    clock: &dyn Clock,
+    now: &dyn Fn() -> u64,
+) -> Option<Result<Claims, VerifyError>> {
+    let cache = keys.token_cache()?;
+    let skew = provider.clock_skew_seconds;
+    // Only a cache hit can be judged on the coarse time (asking uses one of its reads).
+    let coarse = clock.coarse();
+    // Looked up at the latest the exact time can be: an entry that might have expired by
+    // then is not used (it is verified again, on the exact time).
+    let latest = coarse.map_or_else(now, |c| c.saturating_add(COARSE_MAX_LAG));
+    let hit = cache
+        .borrow_mut()
+        .get(token, index, key_set, latest, skew)
+        .ok()?;
+    let judged = (|| {
+        let times = hit.times;
+        let settled = coarse
+            .is_some_and(|c| times.check(c, skew).is_ok() && times.check(latest, skew).is_ok());
+        if !settled {
+            times.check(now(), skew)?;
+        }
+        verify::check_issuer(&hit.claims, &provider.issuers, &provider.allowed_tenants)?;
+        verify::check_audience(&hit.claims, &provider.audiences)?;
+        keys.note_cache(true);
+        Ok((hit.claims, hit.set_headers))
+    })();
+    Some(judged)
+}
+
+/// A full verification at `now` (the signature too), remembered in the cache if it passes.
 fn verified_claims(
     token: &str,
     index: usize,
     provider: &Provider,
-    key_set: &KeySet,
+    key_set: &Arc<KeySet>,
     keys: &dyn KeyStore,
-    clock: &dyn Clock,
-) -> Result<Arc<serde_json::Map<String, Value>>, VerifyError> {
-    let skew = provider.clock_skew_seconds;
-    let exact = std::cell::OnceCell::new();
-    let now = || *exact.get_or_init(|| clock.now());
-    let cache = keys.token_cache();
-    if let Some(cache) = cache {
-        // Only a cache hit can be judged on the coarse time (asking uses one of its reads).
-        let coarse = clock.coarse();
-        // Looked up at the latest the exact time can be: an entry that might have expired by
-        // then is not used (it is verified again below, on the exact time).
-        let latest = coarse.map_or_else(now, |c| c.saturating_add(COARSE_MAX_LAG));
-        let hit = cache
-            .borrow_mut()
-            .get(token, index, key_set, latest, skew)
-            .ok();
-        if let Some((claims, times)) = hit {
-            let settled = coarse
-                .is_some_and(|c| times.check(c, skew).is_ok() && times.check(latest, skew).is_ok());
-            if !settled {
-                times.check(now(), skew)?;
-            }
-            verify::check_issuer(&claims, &provider.issuers, &provider.allowed_tenants)?;
-            verify::check_audience(&claims, &provider.audiences)?;
-            keys.note_cache(true);
-            return Ok(claims);
-        }
-    }
-    let verified = verify::verify(token, provider, key_set, now())?;
+    now: u64,
+) -> Result<Claims, VerifyError> {
+    let verified = verify::verify(token, provider, key_set, now)?;
     let claims = Arc::new(verified.claims.clone());
-    if let Some(cache) = cache {
+    let set_headers = claim_headers(provider, &claims);
+    if let Some(cache) = keys.token_cache() {
         keys.note_cache(false);
-        cache
-            .borrow_mut()
-            .insert(token, index, &verified, Arc::clone(&claims));
+        cache.borrow_mut().insert(
+            token,
+            index,
+            key_set,
+            &verified,
+            Arc::clone(&claims),
+            Arc::clone(&set_headers),
+        );
     }
-    Ok(claims)
+    Ok((claims, set_headers))
 }
 
 /// A 403 if `needs` are not met by `granted`.
@@ -613,25 +658,16 @@ fn verify_detail(e: &VerifyError, provider: &Provider) -> String {
     format!("provider {}: {e}", provider.name)
 }
 
-/// Header changes for a verified token: strip every claim header and (unless `forward`)
-/// the token, then write this provider's claims.
-fn forward_for(
-    cfg: &Config,
-    index: usize,
-    provider: &Provider,
-    claims: &serde_json::Map<String, Value>,
-    granted: &BTreeSet<String>,
-) -> Forward {
-    let mut forward = Forward {
-        remove_headers: cfg
-            .strip_allowed
-            .get(index)
-            .map_or_else(|| Arc::clone(&cfg.strip_unprotected), Arc::clone),
-        set_headers: Vec::new(),
-    };
+/// The headers a verified token's claims give the request (`forward_identity`, then
+/// `claim_to_headers`, a later one replacing an earlier of the same name). Rendered once per
+/// token: the verified-token cache keeps them. The request first loses every claim header
+/// and (unless `forward`) the token: `Config::strip_allowed`.
+fn claim_headers(provider: &Provider, claims: &serde_json::Map<String, Value>) -> SetHeaders {
+    let mut set: Vec<(String, String)> = Vec::new();
     if provider.forward_identity {
         for (header, names) in crate::config::IDENTITY_HEADERS {
             let value = if names.is_empty() {
+                let granted = policy::granted_scopes(claims, &provider.scope_claims);
                 let scopes: Vec<&str> = granted.iter().map(String::as_str).collect();
                 (!scopes.is_empty()).then(|| scopes.join(" "))
             } else {
@@ -640,17 +676,17 @@ fn forward_for(
                     .find_map(|n| claims.get(*n).and_then(header_value))
             };
             if let Some(v) = value {
-                forward.set_headers.push((header.to_string(), v));
+                set.push((header.to_string(), v));
             }
         }
     }
     for c in &provider.claim_to_headers {
         if let Some(v) = claim_at(claims, &c.claim_name).and_then(header_value) {
-            forward.set_headers.retain(|(h, _)| h != &c.header_name);
-            forward.set_headers.push((c.header_name.clone(), v));
+            set.retain(|(h, _)| h != &c.header_name);
+            set.push((c.header_name.clone(), v));
         }
     }
-    forward
+    set.into()
 }
 
 /// A claim as a header value: strings as they are, numbers and booleans as JSON text,
@@ -895,7 +931,7 @@ mod tests {
                     assert!(forward.remove_headers.contains(&h.to_string()), "{h}");
                 }
                 assert_eq!(
-                    forward.set_headers,
+                    forward.set_headers.to_vec(),
                     vec![
                         ("x-mcp-subject".into(), "user-1".into()),
                         ("x-mcp-roles".into(), "[\"a\",\"b\"]".into()),
@@ -1238,6 +1274,39 @@ mod tests {
     }
 
     #[test]
+    fn the_character_check_comes_before_the_keys_and_a_cache_cannot_skip_it() {
+        let cfg = config(json!({}));
+        let bad = "Bearer abc!def";
+        // No keys: still a malformed token (401), not a retryable 503.
+        let (r, o) = respond(decide(
+            &cfg,
+            &req("GET", "/mcp", vec![bad]),
+            &Store(None),
+            NOW,
+        ));
+        assert_eq!((r.status, reason(&o)), (401, "malformed"));
+        // With a cache full of valid tokens the check still runs for a token it lacks.
+        let store = Cached {
+            cache: RefCell::new(TokenCache::new(16, 1 << 20)),
+            notes: RefCell::new(Vec::new()),
+        };
+        let good = format!("Bearer {}", token(claims()));
+        assert!(matches!(
+            decide(&cfg, &req("GET", "/mcp", vec![&good]), &store, NOW),
+            Decision::Continue { .. }
+        ));
+        for (value, status, why) in [
+            (bad.to_string(), 401, "malformed"),
+            (format!("{good}\u{1}"), 401, "malformed"),
+            (format!("{good},{good}"), 400, "invalid_request"),
+        ] {
+            let (r, o) = respond(decide(&cfg, &req("GET", "/mcp", vec![&value]), &store, NOW));
+            assert_eq!((r.status, reason(&o)), (status, why), "{value:?}");
+        }
+        assert_eq!(store.cache.borrow().len(), 1);
+    }
+
+    #[test]
     fn missing_keys_and_unknown_kid_can_be_retried() {
         let cfg = config(json!({}));
         let t = format!("Bearer {}", token(claims()));
@@ -1462,7 +1531,7 @@ mod tests {
         match run(&cfg, &req("GET", "/mcp", vec![&t])) {
             Decision::Continue { forward, .. } => {
                 assert_eq!(
-                    forward.set_headers,
+                    forward.set_headers.to_vec(),
                     vec![
                         ("x-mcp-subject".into(), "user-1".into()),
                         ("x-mcp-object-id".into(), "oid-1".into()),
@@ -1503,13 +1572,17 @@ mod tests {
         let mut c = claims();
         c["exp"] = json!(NOW + 100);
         let t = format!("Bearer {}", token(c));
+        let mut forwards = Vec::new();
         for _ in 0..3 {
-            assert!(matches!(
-                decide(&cfg, &req("GET", "/mcp", vec![&t]), &store, NOW),
-                Decision::Continue { .. }
-            ));
+            match decide(&cfg, &req("GET", "/mcp", vec![&t]), &store, NOW) {
+                Decision::Continue { forward, .. } => forwards.push(forward.set_headers.to_vec()),
+                other => panic!("{other:?}"),
+            }
         }
         assert_eq!(*store.notes.borrow(), vec![false, true, true]);
+        // A hit gives the request the headers the full verification rendered.
+        assert!(!forwards[0].is_empty());
+        assert!(forwards.iter().all(|f| *f == forwards[0]), "{forwards:?}");
         // Past exp + skew the cached entry is not used and the token is refused.
         let (r, o) = respond(decide(
             &cfg,

@@ -5,11 +5,14 @@
 //! make one token pass as another (and only verified tokens ever get in, so collisions cannot
 //! be planted to slow lookups down). A hit skips only
 //! the signature: time, issuer, audience and the rules are checked again, and the entry is
-//! dropped when its key is no longer in the provider's key set.
+//! dropped when its key is no longer in the provider's key set. An entry also keeps the
+//! request headers its claims render to (`claim_to_headers`, `forward_identity`): they depend
+//! on the claims and the provider's configuration only, and a cache lives and dies with one
+//! configuration (`filter/keycache.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde_json::{Map, Value};
 
@@ -19,6 +22,18 @@ use crate::verify::{Times, VerifiedToken};
 
 pub const DEFAULT_MAX_ENTRIES: usize = 1024;
 pub const DEFAULT_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// The request headers a verified token adds (name, value), rendered once per token.
+pub type SetHeaders = Arc<[(String, String)]>;
+
+/// What a lookup returns: all a decision needs besides the per-request checks.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub claims: Arc<Map<String, Value>>,
+    /// The token's `exp`, `nbf` and `iat`, for the caller to check against its time.
+    pub times: Times,
+    pub set_headers: SetHeaders,
+}
 
 /// `token_hash` of the token and its provider.
 type Key = u64;
@@ -82,6 +97,11 @@ pub struct Entry {
     /// The token's `exp`, `nbf` and `iat`, checked again on every hit.
     pub times: Times,
     pub claims: Arc<Map<String, Value>>,
+    pub set_headers: SetHeaders,
+    /// The key set the key was last found in. While the provider's current set is that
+    /// same allocation (kept from reuse by this `Weak`), the key is still in it without a
+    /// search; a new set is searched once (`key` compared by value) and then remembered.
+    set: Weak<KeySet>,
     token: Box<str>,
     provider: usize,
     size: usize,
@@ -141,17 +161,17 @@ impl TokenCache {
         token_hash(self.seed, provider, token.as_bytes())
     }
 
-    /// The claims and time claims of a still-valid entry for `token`: not past `exp`
-    /// (+ `skew`), and its key still in `keys` with the same material. Expired or orphaned
-    /// entries are removed.
+    /// The claims, time claims and headers of a still-valid entry for `token`: not past
+    /// `exp` (+ `skew`), and its key still in `keys` with the same material. Expired or
+    /// orphaned entries are removed.
     pub fn get(
         &mut self,
         token: &str,
         provider: usize,
-        keys: &KeySet,
+        keys: &Arc<KeySet>,
         now: u64,
         skew: u64,
-    ) -> Result<(Arc<Map<String, Value>>, Times), Miss> {
+    ) -> Result<Hit, Miss> {
         if !self.enabled() {
             return Err(Miss::Absent);
         }
@@ -165,11 +185,20 @@ impl TokenCache {
             return Err(Miss::Absent);
         }
         let expired = (now as i128) >= i128::from(e.exp) + i128::from(skew);
-        let key_gone = !keys
-            .candidates(e.alg, e.kid.as_deref())
-            .any(|j| j.key == e.key);
+        let same_set = std::ptr::eq(e.set.as_ptr(), Arc::as_ptr(keys));
+        let key_gone = !same_set
+            && !keys
+                .candidates(e.alg, e.kid.as_deref())
+                .any(|j| j.key == e.key);
         if !expired && !key_gone {
-            let hit = (Arc::clone(&e.claims), e.times);
+            if !same_set {
+                e.set = Arc::downgrade(keys);
+            }
+            let hit = Hit {
+                claims: Arc::clone(&e.claims),
+                times: e.times,
+                set_headers: Arc::clone(&e.set_headers),
+            };
             // Already the most recently used (one token reused, the MCP pattern): the use
             // order stands as it is.
             if e.stamp != newest {
@@ -188,21 +217,28 @@ impl TokenCache {
         })
     }
 
-    /// Remembers a verified token.
+    /// Remembers a token verified with a key of `keys`, with the headers its claims render to.
     pub fn insert(
         &mut self,
         token: &str,
         provider: usize,
+        keys: &Arc<KeySet>,
         v: &VerifiedToken,
         claims: Arc<Map<String, Value>>,
+        set_headers: SetHeaders,
     ) {
         if !self.enabled() {
             return;
         }
         let size = 96
+            + token.len()
             + claims
                 .iter()
                 .map(|(k, v)| k.len() + v.to_string().len() + 8)
+                .sum::<usize>()
+            + set_headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 48)
                 .sum::<usize>();
         if size > self.max_bytes {
             return;
@@ -220,6 +256,8 @@ impl TokenCache {
                 exp: v.exp,
                 times: v.times,
                 claims,
+                set_headers,
+                set: Arc::downgrade(keys),
                 token: token.into(),
                 provider,
                 size,
@@ -267,13 +305,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn keys(seed: u8) -> KeySet {
+    fn keys(seed: u8) -> Arc<KeySet> {
         let pk = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32])).pk;
         let doc = json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x": crate::b64::encode(pk.as_ref())}]});
-        KeySet::parse(doc.to_string().as_bytes()).unwrap()
+        Arc::new(KeySet::parse(doc.to_string().as_bytes()).unwrap())
     }
 
-    fn put(c: &mut TokenCache, token: &str, ks: &KeySet, exp: i64) {
+    fn put(c: &mut TokenCache, token: &str, ks: &Arc<KeySet>, exp: i64) {
         let k = ks.keys[0].clone();
         let claims = json!({"sub": token}).as_object().cloned().unwrap();
         let v = VerifiedToken {
@@ -288,7 +326,8 @@ mod tests {
             },
             claims: claims.clone(),
         };
-        c.insert(token, 0, &v, Arc::new(claims));
+        let headers = vec![("x-sub".to_string(), token.to_string())];
+        c.insert(token, 0, ks, &v, Arc::new(claims), headers.into());
     }
 
     #[test]
@@ -358,6 +397,39 @@ mod tests {
         put(&mut c, "t1", &ks, 1000);
         assert_eq!(c.get("t1", 0, &other, 900, 0).err(), Some(Miss::KeyGone));
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn a_new_key_set_with_the_same_key_keeps_the_entry() {
+        let ks = keys(1);
+        let mut c = TokenCache::new(10, 1 << 20);
+        put(&mut c, "t1", &ks, 1000);
+        let hit = c.get("t1", 0, &ks, 900, 0).unwrap();
+        assert_eq!(&*hit.set_headers, [("x-sub".to_string(), "t1".to_string())]);
+        assert_eq!(hit.claims.get("sub"), Some(&json!("t1")));
+        // The provider's keys fetched again: a new allocation, the same material.
+        let again = keys(1);
+        drop(ks);
+        assert!(c.get("t1", 0, &again, 900, 0).is_ok());
+        assert!(std::ptr::eq(
+            c.map.values().next().unwrap().set.as_ptr(),
+            Arc::as_ptr(&again)
+        ));
+        assert!(c.get("t1", 0, &again, 900, 0).is_ok());
+    }
+
+    #[test]
+    fn a_dropped_key_set_is_never_mistaken_for_a_new_one() {
+        // The entry's `Weak` keeps the old set's allocation, so a set made after the old
+        // one is dropped cannot sit at its address and pass as the set the key was in.
+        let mut c = TokenCache::new(10, 1 << 20);
+        put(&mut c, "t1", &keys(1), 1000);
+        for seed in 2..50 {
+            let other = keys(seed);
+            assert_eq!(c.get("t1", 0, &other, 900, 0).err(), Some(Miss::KeyGone));
+            assert!(c.is_empty());
+            put(&mut c, "t1", &keys(1), 1000);
+        }
     }
 
     #[test]

@@ -115,7 +115,7 @@ fn apply_forward(forward: &Forward, headers: &Headers) {
             host::remove_request_header(name);
         }
     }
-    for (name, value) in &forward.set_headers {
+    for (name, value) in forward.set_headers.iter() {
         host::add_request_header(name, value);
     }
 }
