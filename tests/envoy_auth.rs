@@ -521,6 +521,82 @@ fn every_failure_class_has_its_status_challenge_reason_and_never_reaches_the_bac
     );
 }
 
+/// Envoy picks the route before the filter runs; each request-header edit of a Wasm filter
+/// makes it pick again. So a route may match on a claim header (as with jwt_authn's
+/// `claim_to_headers` and `clear_route_cache`), and a spoofed claim header cannot choose a route:
+/// the filter strips it, and the route is matched again without it.
+#[test]
+fn routes_are_matched_again_on_the_claim_headers_the_filter_writes() {
+    let backend = Recorder::start();
+    let keys = keys();
+    let envoy = EnvoyBuilder::new(&plugin_config(&keys).to_string())
+        .backend_port(backend.port())
+        .map_yaml(|y| {
+            let default = "              - match: { prefix: \"/\" }\n                route: { cluster: backend, timeout: 0s }\n";
+            assert!(y.contains(default), "route block moved: {y}");
+            y.replace(
+                default,
+                "              - match:\n                  prefix: \"/\"\n                  headers:\n                  - name: x-mcp-subject\n                    string_match: { exact: user-42 }\n                route: { cluster: backend, timeout: 0s }\n              - match: { prefix: \"/\" }\n                direct_response: { status: 418, body: { inline_string: \"no claim route\" } }\n",
+            )
+        })
+        .start()
+        .unwrap();
+    let send = |path: &str, headers: &[(&str, &str)]| {
+        http::request(envoy.port(), "GET", path, headers, b"")
+    };
+    let t = format!("Bearer {}", token(&keys.rsa, "RS256", &claims()));
+    // The header the filter wrote chose the backend route.
+    let r = send(
+        "/mcp",
+        &[("authorization", &t), ("x-test-id", "claim-route")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Another subject: the same filter, the other route.
+    let mut other = claims();
+    other["sub"] = json!("user-7");
+    let t7 = format!("Bearer {}", token(&keys.rsa, "RS256", &other));
+    let r = send("/mcp", &[("authorization", &t7)]);
+    assert_eq!((r.status, r.text().as_str()), (418, "no claim route"));
+    // A spoofed claim header matched the backend route first; the filter removed it, and
+    // the route was matched again.
+    let r = send(
+        "/healthz",
+        &[("x-mcp-subject", "user-42"), ("x-test-id", "spoof-route")],
+    );
+    assert_eq!((r.status, r.text().as_str()), (418, "no claim route"));
+    let r = send(
+        "/mcp",
+        &[
+            ("authorization", &t7),
+            ("x-mcp-subject", "user-42"),
+            ("x-test-id", "spoof-route"),
+        ],
+    );
+    assert_eq!((r.status, r.text().as_str()), (418, "no claim route"));
+    let seen: Vec<_> = backend
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("x-test-id"))
+        })
+        .collect();
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the claim-routed request reaches the backend"
+    );
+    assert_eq!(
+        header_values(&seen[0].headers, "x-test-id"),
+        vec!["claim-route"]
+    );
+    assert_eq!(
+        header_values(&seen[0].headers, "x-mcp-subject"),
+        vec!["user-42"]
+    );
+}
+
 #[test]
 fn spoofed_claim_headers_never_reach_the_backend() {
     let s = start();
