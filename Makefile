@@ -7,8 +7,9 @@
 #   make bench          the benchmark against Envoy's jwt_authn; writes bench/RESULTS.md
 #   make bench-instructions   instructions per request, Envoy under callgrind (steady, unlike req/s)
 #   make bench-hostcalls   the price of one host call (pass-through module, Envoy under callgrind)
-#   make bench-verify   per-verify µs inside Envoy's V8 (fast RSA path vs rsa 0.10, ES256) and natively
+#   make bench-verify   per-verify µs inside Envoy's V8 (RSA vs rsa 0.10, ES256 vs the p256 crate) and natively
 #   make rsa-diff       the long RSA differential test against rsa 0.10 (RSA_DIFF_KEYS, RSA_DIFF_MESSAGES)
+#   make p256-diff      the long ES256 differential test against the p256 crate (P256_DIFF_KEYS)
 #   make fmt | clippy | clean | distclean
 
 SHELL := /bin/bash
@@ -23,7 +24,7 @@ RAW := target/$(WASM_TARGET)/release
 WASM := target/wasm/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
-.PHONY: bench bench-instructions bench-hostcalls bench-verify rsa-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
+.PHONY: bench bench-instructions bench-hostcalls bench-verify rsa-diff p256-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
 
 deps:
 	@bash scripts/deps.sh
@@ -70,7 +71,7 @@ run:
 # Fuzzing (nightly + cargo-fuzz): FUZZ_SECONDS per target (default 60); `fuzz-smoke` is
 # the short run CI does. Seeds: fuzz/corpus/<target> (checked in); the growing corpus goes
 # to .run/fuzz/<target>; crashes land in fuzz/artifacts/<target>.
-FUZZ_TARGETS := token config jwks jsonrpc challenge rsa
+FUZZ_TARGETS := token config jwks jsonrpc challenge rsa p256
 FUZZ_SECONDS ?= 60
 
 fuzz-deps:
@@ -136,6 +137,12 @@ RSA_DIFF_MESSAGES ?= 3
 rsa-diff:
 	RSA_DIFF_KEYS=$(RSA_DIFF_KEYS) RSA_DIFF_MESSAGES=$(RSA_DIFF_MESSAGES) \
 	  $(CARGO) test --release --test rsa_differential -- --ignored --nocapture rsa_differential_full
+
+# The long ES256 differential run against the p256 crate (make test runs the quick one).
+P256_DIFF_KEYS ?= 2000
+p256-diff:
+	P256_DIFF_KEYS=$(P256_DIFF_KEYS) \
+	  $(CARGO) test --release --test p256_differential -- --ignored --nocapture p256_differential_full
 
 clean:
 	$(CARGO) clean

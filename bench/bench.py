@@ -360,7 +360,8 @@ def main():
                     native[(m.group(1), m.group(2))] = float(m.group(3))
         for r in json.load(open(verify_json)):
             nat = native.get((r["alg"], r["backend"]))
-            label = "rsa 0.10" if r["backend"] == "rsa10" else ("src/rsa_verify.rs" if r["alg"] != "ES256" else "p256 crate")
+            label = {"rsa10": "rsa 0.10", "p256": "p256 crate"}.get(
+                r["backend"], "src/rsa_verify.rs" if r["alg"] != "ES256" else "src/p256_verify.rs")
             lines.append(f"| {r['alg']} | {label} | {r['us']:.0f} ({r['best_us']:.0f}) | {'' if nat is None else f'{nat:.0f}'} |")
         lines.append("")
     path = os.path.join(ROOT, "bench/RESULTS.md")

@@ -4,8 +4,9 @@
 For each (algorithm, backend) Envoy validates a bootstrap whose only filter is the bench
 module (bench/verify, target/wasm/verify_bench.wasm); its on_configure runs
 the filter's signature check ITERATIONS times and logs one line, which is read back here.
-Backends: `fast` (the filter's own RSA path, src/rsa_verify.rs) and `rsa10` (the `rsa` 0.10
-crate the filter used before). Keys and tokens come from `devstack bench-tokens` in
+Backends: `fast` (the filter's own path: src/rsa_verify.rs, src/p256_verify.rs), `rsa10` (the
+`rsa` 0.10 crate the filter used before for RS*/PS*) and `p256` (the p256 crate's verifier it
+used before for ES256). Keys and tokens come from `devstack bench-tokens` in
 .run/bench (one RSA-2048 and one P-256 key).
 
 Usage: bench/verify.py [--json OUT]   (VERIFY_ITERATIONS, default 2000)
@@ -30,7 +31,7 @@ ENVOY = os.path.join(ROOT, ".venv/bin/envoy")
 MODULE = os.path.join(ROOT, "target/wasm/verify_bench.wasm")
 TOK = os.path.join(ROOT, ".run/bench")
 ITERATIONS = int(os.environ.get("VERIFY_ITERATIONS", "2000"))
-CASES = [tuple(c.split(":")) for c in os.environ.get("VERIFY_CASES", "RS256:rsa10,RS256:fast,PS256:rsa10,PS256:fast,ES256:fast").split(",")]
+CASES = [tuple(c.split(":")) for c in os.environ.get("VERIFY_CASES", "RS256:rsa10,RS256:fast,PS256:rsa10,PS256:fast,ES256:p256,ES256:fast").split(",")]
 LINE = re.compile(r"verify (\S+) \[(\S+)\]: (\d+) iterations, ([\d.]+) µs per verify \(best batch ([\d.]+) µs\)")
 
 

@@ -5,9 +5,6 @@
 
 use std::fmt;
 
-use p256::ecdsa::signature::DigestVerifier;
-use sha2::{Digest, Sha256};
-
 use crate::jwks::PublicKey;
 use crate::rsa_verify::{HashAlg, Padding, RsaPublicKey};
 
@@ -144,14 +141,9 @@ pub fn verify(alg: Alg, key: &PublicKey, signing_input: &[u8], signature: &[u8])
             if signature.len() != 64 {
                 return false;
             }
-            // Raw r||s, each in [1, n) (`from_slice` refuses zero or out-of-range halves);
-            // ECDSA over SHA-256 of the signing input (RFC 7518 §3.4).
-            match p256::ecdsa::Signature::from_slice(signature) {
-                Ok(sig) => k
-                    .verify_digest(Sha256::new_with_prefix(signing_input), &sig)
-                    .is_ok(),
-                Err(_) => false,
-            }
+            // Raw r||s, each in [1, n); ECDSA over SHA-256 of the signing input
+            // (RFC 7518 §3.4), in variable time (src/p256_verify.rs).
+            crate::p256_verify::verify(k, signing_input, signature)
         }
         PublicKey::Ed25519(k) if alg == Alg::EdDsa => {
             if signature.len() != 64 {

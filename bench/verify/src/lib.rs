@@ -4,8 +4,9 @@
 //! `{"verify_bench": {"alg": "RS256", "iterations": 2000, "backend": "fast", "jwks": "…", "token": "…"}}`
 //! the root context's `on_configure` parses the key set with the filter's own code
 //! (`jwks::KeySet::parse`, which also does the per-key precomputation), then checks the
-//! token's signature `iterations` times with `signature::verify` (backend `fast`) or with the
-//! `rsa` 0.10 crate the filter used before (backend `rsa10`), timed with the host clock, and
+//! token's signature `iterations` times with `signature::verify` (backend `fast`), with the
+//! `rsa` 0.10 crate the filter used before for RS*/PS* (backend `rsa10`) or with the p256
+//! crate's verifier it used before for ES256 (backend `p256`), timed with the host clock, and
 //! logs one line at warn level:
 //! `verify RS256 [fast]: 2000 iterations, 97.1 µs per verify (best batch 95.0 µs)`.
 //! The HTTP side is an empty pass-through; nothing here is meant to serve traffic.
@@ -98,6 +99,18 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
             let key = rsa10_key(jwks)?;
             Box::new(move || rsa10_verify(alg, &key, input, &sig))
         }
+        "p256" => {
+            let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+            let key = set
+                .keys
+                .into_iter()
+                .find_map(|k| match k.key {
+                    mcp_edge_auth::jwks::PublicKey::P256(p) => Some(p),
+                    _ => None,
+                })
+                .ok_or("no P-256 key")?;
+            Box::new(move || p256_verify(&key, input, &sig))
+        }
         other => return Err(format!("unknown backend {other}")),
     };
     if !check() {
@@ -109,6 +122,16 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
     Ok(format!(
         "verify {alg_name} [{backend}]: {total} iterations, {mean:.1} µs per verify (best batch {best:.1} µs)"
     ))
+}
+
+/// ES256 as the p256 crate checks it (what `signature::verify` did before src/p256_verify.rs).
+fn p256_verify(key: &p256::ecdsa::VerifyingKey, input: &[u8], sig: &[u8]) -> bool {
+    use p256::ecdsa::signature::DigestVerifier;
+    use sha2::Digest;
+    p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| {
+        key.verify_digest(sha2::Sha256::new_with_prefix(input), &s)
+            .is_ok()
+    })
 }
 
 /// Runs `step` a tenth of `iterations` times to warm up (tier-up to V8's optimising

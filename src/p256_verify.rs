@@ -1,0 +1,521 @@
+//! ES256 verification (ECDSA over P-256, SHA-256), in variable time: every input of a
+//! verification is public, so nothing here needs to hide its timing.
+//!
+//! The p256 crate's own `verify` computes `u1·G + u2·Q` as two separate constant-time
+//! multiplications with complete formulas (about 512 doublings and 128 additions, each window
+//! chosen by a scan of the whole table) and then an inversion for `x(R)`. Here:
+//!
+//! - one interleaved pass over both scalars (Shamir's trick): 256 doublings shared by both,
+//!   additions only at the nonzero digits of width-w NAF recodings (w = 7 for `G`, 5 for `Q`);
+//! - Jacobian coordinates, with the doubling for a = −3 (4M + 4S);
+//! - the odd multiples of `G` in affine form, computed once per VM (mixed additions);
+//! - `x(R) mod n = r` checked without an inversion: `X = r·Z²`, or `X = (r+n)·Z²` when
+//!   `r + n < p`.
+//!
+//! Field and scalar arithmetic are the p256 crate's (`expose-field`). Differential tests
+//! against the crate's own verifier: `tests/p256_differential.rs` (`make p256-diff` for the
+//! long run) and the `p256` fuzz target.
+
+use std::sync::OnceLock;
+
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::elliptic_curve::ops::{Invert, Reduce};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use p256::{FieldBytes, FieldElement as Fe, Scalar, U256};
+use sha2::{Digest, Sha256};
+
+/// NAF width for `G` (a table of 2^(w−2) = 32 affine points, built once).
+const G_WINDOW: u32 = 7;
+/// NAF width for the key `Q` (8 Jacobian points, built per verification).
+const Q_WINDOW: u32 = 5;
+
+/// The group order n, big-endian.
+const ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// The generator's coordinates, big-endian (SEC 2).
+const GX: [u8; 32] = [
+    0x6b, 0x17, 0xd1, 0xf2, 0xe1, 0x2c, 0x42, 0x47, 0xf8, 0xbc, 0xe6, 0xe5, 0x63, 0xa4, 0x40, 0xf2,
+    0x77, 0x03, 0x7d, 0x81, 0x2d, 0xeb, 0x33, 0xa0, 0xf4, 0xa1, 0x39, 0x45, 0xd8, 0x98, 0xc2, 0x96,
+];
+const GY: [u8; 32] = [
+    0x4f, 0xe3, 0x42, 0xe2, 0xfe, 0x1a, 0x7f, 0x9b, 0x8e, 0xe7, 0xeb, 0x4a, 0x7c, 0x0f, 0x9e, 0x16,
+    0x2b, 0xce, 0x33, 0x57, 0x6b, 0x31, 0x5e, 0xce, 0xcb, 0xb6, 0x40, 0x68, 0x37, 0xbf, 0x51, 0xf5,
+];
+
+/// A point in Jacobian coordinates: (X/Z², Y/Z²); `Z = 0` is the point at infinity.
+#[derive(Clone, Copy, Debug)]
+struct Jacobian {
+    x: Fe,
+    y: Fe,
+    z: Fe,
+}
+
+/// A finite point in affine coordinates.
+#[derive(Clone, Copy, Debug)]
+struct Affine {
+    x: Fe,
+    y: Fe,
+}
+
+fn is_zero(f: &Fe) -> bool {
+    bool::from(f.is_zero())
+}
+
+impl Jacobian {
+    const INFINITY: Jacobian = Jacobian {
+        x: Fe::ONE,
+        y: Fe::ONE,
+        z: Fe::ZERO,
+    };
+
+    fn from_affine(p: &Affine) -> Jacobian {
+        Jacobian {
+            x: p.x,
+            y: p.y,
+            z: Fe::ONE,
+        }
+    }
+
+    fn is_infinity(&self) -> bool {
+        is_zero(&self.z)
+    }
+
+    fn neg(&self) -> Jacobian {
+        Jacobian {
+            x: self.x,
+            y: self.y.neg(),
+            z: self.z,
+        }
+    }
+
+    /// 2·P for a = −3 ("dbl-2001-b"). Infinity doubles to infinity (Z stays 0); P-256 has
+    /// no point of order 2, so Y = 0 never occurs on a finite point.
+    fn double(&self) -> Jacobian {
+        let delta = self.z.square();
+        let gamma = self.y.square();
+        let beta = self.x.multiply(&gamma);
+        let t = self.x.sub(&delta).multiply(&self.x.add(&delta));
+        let alpha = t.double().add(&t);
+        let beta4 = beta.double().double();
+        let x = alpha.square().sub(&beta4.double());
+        let z = self.y.add(&self.z).square().sub(&gamma).sub(&delta);
+        let gamma2_8 = gamma.square().double().double().double();
+        let y = alpha.multiply(&beta4.sub(&x)).sub(&gamma2_8);
+        Jacobian { x, y, z }
+    }
+
+    /// P + Q for any two points ("add-2007-bl", with the equal and opposite cases).
+    fn add(&self, q: &Jacobian) -> Jacobian {
+        if self.is_infinity() {
+            return *q;
+        }
+        if q.is_infinity() {
+            return *self;
+        }
+        let z1z1 = self.z.square();
+        let z2z2 = q.z.square();
+        let u1 = self.x.multiply(&z2z2);
+        let u2 = q.x.multiply(&z1z1);
+        let s1 = self.y.multiply(&q.z).multiply(&z2z2);
+        let s2 = q.y.multiply(&self.z).multiply(&z1z1);
+        let h = u2.sub(&u1);
+        let r = s2.sub(&s1);
+        if is_zero(&h) {
+            return if is_zero(&r) {
+                self.double()
+            } else {
+                Jacobian::INFINITY
+            };
+        }
+        let i = h.double().square();
+        let j = h.multiply(&i);
+        let r = r.double();
+        let v = u1.multiply(&i);
+        let x = r.square().sub(&j).sub(&v.double());
+        let y = r.multiply(&v.sub(&x)).sub(&s1.multiply(&j).double());
+        let z = self.z.add(&q.z).square().sub(&z1z1).sub(&z2z2).multiply(&h);
+        Jacobian { x, y, z }
+    }
+
+    /// P + Q for an affine Q, negated first when `negate` ("madd-2007-bl").
+    fn add_affine(&self, q: &Affine, negate: bool) -> Jacobian {
+        let qy = if negate { q.y.neg() } else { q.y };
+        if self.is_infinity() {
+            return Jacobian {
+                x: q.x,
+                y: qy,
+                z: Fe::ONE,
+            };
+        }
+        let z1z1 = self.z.square();
+        let u2 = q.x.multiply(&z1z1);
+        let s2 = qy.multiply(&self.z).multiply(&z1z1);
+        let h = u2.sub(&self.x);
+        let r = s2.sub(&self.y);
+        if is_zero(&h) {
+            return if is_zero(&r) {
+                self.double()
+            } else {
+                Jacobian::INFINITY
+            };
+        }
+        let hh = h.square();
+        let i = hh.double().double();
+        let j = h.multiply(&i);
+        let r = r.double();
+        let v = self.x.multiply(&i);
+        let x = r.square().sub(&j).sub(&v.double());
+        let y = r.multiply(&v.sub(&x)).sub(&self.y.multiply(&j).double());
+        let z = self.z.add(&h).square().sub(&z1z1).sub(&hh);
+        Jacobian { x, y, z }
+    }
+
+    /// The affine form of a finite point (one inversion).
+    fn to_affine(self) -> Option<Affine> {
+        let zinv = Option::<Fe>::from(self.z.invert())?;
+        let zinv2 = zinv.square();
+        Some(Affine {
+            x: self.x.multiply(&zinv2),
+            y: self.y.multiply(&zinv2.multiply(&zinv)),
+        })
+    }
+}
+
+/// P, 3P, 5P, …, (2^(w−1) − 1)P.
+fn odd_multiples(p: &Jacobian, w: u32) -> Vec<Jacobian> {
+    let count = 1usize << (w - 2);
+    let twice = p.double();
+    let mut out = Vec::with_capacity(count);
+    let mut next = *p;
+    for _ in 0..count {
+        out.push(next);
+        next = next.add(&twice);
+    }
+    out
+}
+
+fn fe(bytes: &[u8; 32]) -> Option<Fe> {
+    Option::from(Fe::from_bytes(&FieldBytes::from(*bytes)))
+}
+
+/// The odd multiples of `G` in affine form, made at the first ES256 verification of a VM.
+fn g_table() -> Option<&'static [Affine]> {
+    static TABLE: OnceLock<Option<Vec<Affine>>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            let g = Affine {
+                x: fe(&GX)?,
+                y: fe(&GY)?,
+            };
+            odd_multiples(&Jacobian::from_affine(&g), G_WINDOW)
+                .into_iter()
+                .map(Jacobian::to_affine)
+                .collect()
+        })
+        .as_deref()
+}
+
+/// The width-`w` NAF of a 256-bit big-endian scalar, least significant digit first: odd
+/// digits in (−2^(w−1), 2^(w−1)) or 0, at most one nonzero in any `w` consecutive.
+fn naf(scalar: &[u8; 32], w: u32) -> [i8; 257] {
+    // Little-endian 64-bit limbs with one spare limb for the carries of negative digits.
+    let mut k = [0u64; 5];
+    for (limb, chunk) in k.iter_mut().zip(scalar.rchunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        *limb = u64::from_be_bytes(b);
+    }
+    let mut out = [0i8; 257];
+    let full = 1i64 << w;
+    let half = 1i64 << (w - 1);
+    for digit in out.iter_mut() {
+        if k.iter().all(|&l| l == 0) {
+            break;
+        }
+        if k[0] & 1 == 1 {
+            let mut d = (k[0] & (full as u64 - 1)) as i64;
+            if d >= half {
+                d -= full;
+            }
+            *digit = d as i8;
+            // k −= d (k ≥ d when d > 0; a negative d adds |d|).
+            if d > 0 {
+                sub_small(&mut k, d as u64);
+            } else {
+                add_small(&mut k, d.unsigned_abs());
+            }
+        }
+        shift_right_one(&mut k);
+    }
+    out
+}
+
+fn sub_small(k: &mut [u64; 5], v: u64) {
+    let mut borrow = v;
+    for limb in k.iter_mut() {
+        let (r, b) = limb.overflowing_sub(borrow);
+        *limb = r;
+        borrow = u64::from(b);
+        if borrow == 0 {
+            break;
+        }
+    }
+}
+
+fn add_small(k: &mut [u64; 5], v: u64) {
+    let mut carry = v;
+    for limb in k.iter_mut() {
+        let (r, c) = limb.overflowing_add(carry);
+        *limb = r;
+        carry = u64::from(c);
+        if carry == 0 {
+            break;
+        }
+    }
+}
+
+fn shift_right_one(k: &mut [u64; 5]) {
+    let mut high = 0u64;
+    for limb in k.iter_mut().rev() {
+        let low_bit = *limb & 1;
+        *limb = (*limb >> 1) | (high << 63);
+        high = low_bit;
+    }
+}
+
+/// `a + b` for 256-bit big-endian numbers, `None` when it does not fit in 256 bits.
+fn add_be(a: &[u8; 32], b: &[u8; 32]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    let mut carry = 0u16;
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b).rev() {
+        let s = u16::from(*x) + u16::from(*y) + carry;
+        *o = (s & 0xff) as u8;
+        carry = s >> 8;
+    }
+    (carry == 0).then_some(out)
+}
+
+/// Whether `signature` (raw `r || s`, 64 bytes) is a valid ES256 signature of `message` by
+/// `key`. Zero or out-of-range `r`/`s` are refused; high `s` is accepted, as by the p256 crate
+/// and RFC 7518 (ECDSA signatures are malleable; a token's signature is not its identity).
+pub fn verify(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    let Ok(sig) = Signature::from_slice(signature) else {
+        return false;
+    };
+    let digest: FieldBytes = Sha256::digest(message);
+    verify_prehash(key, &digest, &sig).unwrap_or(false)
+}
+
+fn verify_prehash(key: &VerifyingKey, digest: &FieldBytes, sig: &Signature) -> Option<bool> {
+    let (r, s) = sig.split_scalars();
+    let z = <Scalar as Reduce<U256>>::reduce_bytes(digest);
+    let s: Scalar = *s;
+    let s_inv: Scalar = Option::from(<Scalar as Invert>::invert_vartime(&s))?;
+    let u1 = z * s_inv;
+    let u2 = *r * s_inv;
+
+    let point = key.as_affine().to_encoded_point(false);
+    let q = Affine {
+        x: fe(&<[u8; 32]>::from(*point.x()?))?,
+        y: fe(&<[u8; 32]>::from(*point.y()?))?,
+    };
+    let g_table = g_table()?;
+    let q_table = odd_multiples(&Jacobian::from_affine(&q), Q_WINDOW);
+
+    let n1 = naf(&u1.to_bytes().into(), G_WINDOW);
+    let n2 = naf(&u2.to_bytes().into(), Q_WINDOW);
+    let top = n1.iter().zip(&n2).rposition(|(a, b)| *a != 0 || *b != 0)?;
+    let mut acc = Jacobian::INFINITY;
+    for (d1, d2) in n1.iter().zip(&n2).take(top + 1).rev() {
+        acc = acc.double();
+        if *d1 != 0 {
+            let p = g_table.get(usize::from(d1.unsigned_abs() / 2))?;
+            acc = acc.add_affine(p, *d1 < 0);
+        }
+        if *d2 != 0 {
+            let p = q_table.get(usize::from(d2.unsigned_abs() / 2))?;
+            acc = acc.add(&if *d2 < 0 { p.neg() } else { *p });
+        }
+    }
+    if acc.is_infinity() {
+        return Some(false);
+    }
+    // x(R) = X/Z² is in [0, p) and p < 2n, so x(R) mod n = r means x(R) = r or r + n.
+    let zz = acc.z.square();
+    let r_bytes: [u8; 32] = r.to_bytes().into();
+    if fe(&r_bytes)?.multiply(&zz) == acc.x {
+        return Some(true);
+    }
+    Some(
+        add_be(&r_bytes, &ORDER)
+            .and_then(|rn| fe(&rn))
+            .is_some_and(|rn| rn.multiply(&zz) == acc.x),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    use p256::ecdsa::signature::DigestVerifier;
+    use p256::ecdsa::SigningKey;
+
+    fn reference(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+        match Signature::from_slice(signature) {
+            Ok(sig) => key
+                .verify_digest(Sha256::new_with_prefix(message), &sig)
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    fn key(seed: u8) -> SigningKey {
+        let mut bytes = [seed; 32];
+        bytes[0] = 0x11;
+        SigningKey::from_bytes(&FieldBytes::from(bytes)).unwrap()
+    }
+
+    #[test]
+    fn naf_digits_add_up_to_the_scalar() {
+        for w in [Q_WINDOW, G_WINDOW] {
+            for bytes in [[0xffu8; 32], ORDER, GX, [0u8; 32], {
+                let mut b = [0u8; 32];
+                b[31] = 1;
+                b
+            }] {
+                let digits = naf(&bytes, w);
+                // Rebuild the value from the digits (big-endian bytes via i128 chunks is
+                // awkward; compare limbs instead): sum d_i·2^i as 320-bit two's complement.
+                let mut acc = [0u64; 5];
+                for (i, d) in digits.iter().enumerate().rev() {
+                    shift_left_one(&mut acc);
+                    if *d > 0 {
+                        add_small(&mut acc, *d as u64);
+                    } else if *d < 0 {
+                        sub_small(&mut acc, u64::from(d.unsigned_abs()));
+                    }
+                    let _ = i;
+                }
+                let mut expect = [0u64; 5];
+                for (limb, chunk) in expect.iter_mut().zip(bytes.rchunks_exact(8)) {
+                    *limb = u64::from_be_bytes(chunk.try_into().unwrap());
+                }
+                assert_eq!(acc, expect, "w={w}");
+                // At most one nonzero digit in any w consecutive ones, all odd and in range.
+                for win in digits.windows(w as usize) {
+                    assert!(win.iter().filter(|d| **d != 0).count() <= 1);
+                }
+                for d in digits.iter().filter(|d| **d != 0) {
+                    assert!(d.rem_euclid(2) == 1 && i32::from(d.unsigned_abs()) < (1 << (w - 1)));
+                }
+            }
+        }
+    }
+
+    fn shift_left_one(k: &mut [u64; 5]) {
+        let mut carry = 0;
+        for limb in k.iter_mut() {
+            let top = *limb >> 63;
+            *limb = (*limb << 1) | carry;
+            carry = top;
+        }
+    }
+
+    #[test]
+    fn the_generator_table_holds_odd_multiples_of_g() {
+        let table = g_table().unwrap();
+        assert_eq!(table.len(), 32);
+        let g = Jacobian::from_affine(&table[0]);
+        assert_eq!(table[0].x, fe(&GX).unwrap());
+        // 3G = 2G + G, and 63G = 64G − G.
+        let three = g.double().add(&g).to_affine().unwrap();
+        assert_eq!((three.x, three.y), (table[1].x, table[1].y));
+        let mut sixty_four = g;
+        for _ in 0..6 {
+            sixty_four = sixty_four.double();
+        }
+        let last = sixty_four.add(&g.neg()).to_affine().unwrap();
+        assert_eq!((last.x, last.y), (table[31].x, table[31].y));
+        // The p256 crate agrees on 63G.
+        let theirs = (p256::ProjectivePoint::GENERATOR * Scalar::from(63u64))
+            .to_affine()
+            .to_encoded_point(false);
+        assert_eq!(
+            fe(&<[u8; 32]>::from(*theirs.x().unwrap())).unwrap(),
+            table[31].x
+        );
+    }
+
+    #[test]
+    fn additions_handle_equal_opposite_and_infinite_points() {
+        let g = Jacobian::from_affine(&g_table().unwrap()[0]);
+        let ga = g.to_affine().unwrap();
+        let doubled = g.double().to_affine().unwrap();
+        let via_add = g.add(&g).to_affine().unwrap();
+        assert_eq!((doubled.x, doubled.y), (via_add.x, via_add.y));
+        let via_mixed = g.add_affine(&ga, false).to_affine().unwrap();
+        assert_eq!((doubled.x, doubled.y), (via_mixed.x, via_mixed.y));
+        assert!(g.add(&g.neg()).is_infinity());
+        assert!(g.add_affine(&ga, true).is_infinity());
+        assert!(Jacobian::INFINITY.double().is_infinity());
+        let back = Jacobian::INFINITY.add(&g).to_affine().unwrap();
+        assert_eq!(back.x, ga.x);
+        let back = Jacobian::INFINITY
+            .add_affine(&ga, true)
+            .to_affine()
+            .unwrap();
+        assert_eq!((back.x, back.y), (ga.x, ga.y.neg()));
+    }
+
+    #[test]
+    fn agrees_with_the_p256_crate_on_valid_and_altered_signatures() {
+        for seed in 1..=12u8 {
+            let sk = key(seed);
+            let vk = *sk.verifying_key();
+            for m in 0..8u8 {
+                let message = vec![m; usize::from(m) * 7 + 1];
+                let digest = Sha256::digest(&message);
+                let sig: Signature = sk.sign_prehash(&digest).unwrap();
+                let good = sig.to_bytes().to_vec();
+                assert!(verify(&vk, &message, &good), "seed {seed} message {m}");
+                // s → n − s is also valid.
+                let high = Signature::from_scalars(sig.r(), -*sig.s())
+                    .unwrap()
+                    .to_bytes();
+                assert_eq!(
+                    verify(&vk, &message, &high),
+                    reference(&vk, &message, &high)
+                );
+                assert!(verify(&vk, &message, &high));
+                for flip in [0usize, 31, 32, 63] {
+                    let mut bad = good.clone();
+                    bad[flip] ^= 0x40;
+                    assert_eq!(
+                        verify(&vk, &message, &bad),
+                        reference(&vk, &message, &bad),
+                        "flip {flip}"
+                    );
+                    assert!(!verify(&vk, &message, &bad));
+                }
+                let other = key(seed.wrapping_add(100));
+                assert!(!verify(other.verifying_key(), &message, &good));
+                assert!(!verify(&vk, b"other message", &good));
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_signatures_are_refused() {
+        let vk = *key(3).verifying_key();
+        assert!(!verify(&vk, b"m", &[]));
+        assert!(!verify(&vk, b"m", &[1u8; 63]));
+        assert!(!verify(&vk, b"m", &[0u8; 64]));
+        let mut n_as_r = [1u8; 64];
+        n_as_r[..32].copy_from_slice(&ORDER);
+        assert!(!verify(&vk, b"m", &n_as_r));
+        assert!(!verify(&vk, b"m", &[0xffu8; 64]));
+    }
+}
