@@ -241,34 +241,22 @@ fn naf(scalar: &[u8; 32], w: u32) -> [i8; 257] {
                 d -= full;
             }
             *digit = d as i8;
-            // k −= d (k ≥ d when d > 0; a negative d adds |d|).
-            if d > 0 {
-                sub_small(&mut k, d as u64);
-            } else {
-                add_small(&mut k, d.unsigned_abs());
-            }
+            sub_digit(&mut k, d);
         }
         shift_right_one(&mut k);
     }
     out
 }
 
-fn sub_small(k: &mut [u64; 5], v: u64) {
-    let mut borrow = v;
+/// `k −= d` for a small signed `d` (a negative one adds); `k ≥ d` whenever `d > 0`.
+fn sub_digit(k: &mut [u64; 5], d: i64) {
+    let mut carry = d.unsigned_abs();
     for limb in k.iter_mut() {
-        let (r, b) = limb.overflowing_sub(borrow);
-        *limb = r;
-        borrow = u64::from(b);
-        if borrow == 0 {
-            break;
-        }
-    }
-}
-
-fn add_small(k: &mut [u64; 5], v: u64) {
-    let mut carry = v;
-    for limb in k.iter_mut() {
-        let (r, c) = limb.overflowing_add(carry);
+        let (r, c) = if d > 0 {
+            limb.overflowing_sub(carry)
+        } else {
+            limb.overflowing_add(carry)
+        };
         *limb = r;
         carry = u64::from(c);
         if carry == 0 {
@@ -387,17 +375,11 @@ mod tests {
                 b
             }] {
                 let digits = naf(&bytes, w);
-                // Rebuild the value from the digits (big-endian bytes via i128 chunks is
-                // awkward; compare limbs instead): sum d_i·2^i as 320-bit two's complement.
+                // Rebuild the value from the digits, most significant first: acc = 2·acc + d.
                 let mut acc = [0u64; 5];
-                for (i, d) in digits.iter().enumerate().rev() {
+                for d in digits.iter().rev() {
                     shift_left_one(&mut acc);
-                    if *d > 0 {
-                        add_small(&mut acc, *d as u64);
-                    } else if *d < 0 {
-                        sub_small(&mut acc, u64::from(d.unsigned_abs()));
-                    }
-                    let _ = i;
+                    sub_digit(&mut acc, -i64::from(*d));
                 }
                 let mut expect = [0u64; 5];
                 for (limb, chunk) in expect.iter_mut().zip(bytes.rchunks_exact(8)) {
