@@ -189,10 +189,11 @@ fn odd_multiples(p: &Jacobian, w: u32) -> Vec<Jacobian> {
     let count = 1usize << (w - 2);
     let twice = p.double();
     let mut out = Vec::with_capacity(count);
-    let mut next = *p;
-    for _ in 0..count {
-        out.push(next);
-        next = next.add(&twice);
+    let mut last = *p;
+    out.push(last);
+    for _ in 1..count {
+        last = last.add(&twice);
+        out.push(last);
     }
     out
 }
