@@ -31,9 +31,10 @@ deps:
 
 build: deps
 	$(CARGO) build -p mcp-edge-auth --lib --release --target $(WASM_TARGET)
-	@bash scripts/wasm-opt.sh $(RAW)/mcp_edge_auth.wasm $(WASM)
+	@bash scripts/wasm-opt.sh $(RAW)/mcp_edge_auth.wasm $(WASM) --filter-exports
 	$(CARGO) build -p passthrough --release --target $(WASM_TARGET)
 	@bash scripts/wasm-opt.sh $(RAW)/passthrough.wasm target/wasm/passthrough.wasm
+	@bash scripts/wasm-opt.sh $(RAW)/passthrough.wasm target/wasm/passthrough-filter-exports.wasm --filter-exports
 	$(CARGO) build -p verify-bench --release --target $(WASM_TARGET)
 	@bash scripts/wasm-opt.sh $(RAW)/verify_bench.wasm target/wasm/verify_bench.wasm
 	@echo "module: $(WASM) ($$(wc -c < $(WASM)) bytes)"

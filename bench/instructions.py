@@ -54,9 +54,11 @@ def scenarios():
     prm = "/.well-known/oauth-protected-resource/mcp"
     return [
         ("a2", "empty pass-through Wasm filter", [bench.wasm_filter(bench.PASS, {})], "/mcp", auth, 200),
-        ("hc-pza", "(a2) + the warm path's three host calls", [bench.wasm_filter(bench.PASS, "calls:pza")], "/mcp", auth, 200),
-        ("d", "mcp-edge-auth warm", [bench.wasm_filter(bench.MODULE, bench.plugin())], "/mcp", auth, 200),
-        ("hc-pl", "(a2) + the 401 path's two host calls", [bench.wasm_filter(bench.PASS, "calls:pl")], "/mcp", {}, 401),
+        ("a2x", "(a2) with only the shipped module's exports", [bench.wasm_filter(bench.PASSX, {})], "/mcp", auth, 200),
+        ("hc-pz", "(a2x) + the warm path's two host calls", [bench.wasm_filter(bench.PASSX, "calls:pz")], "/mcp", auth, 200),
+        ("d", "mcp-edge-auth warm, as (b)", [bench.wasm_filter(bench.MODULE, bench.plugin())], "/mcp", auth, 200),
+        ("d-h", "mcp-edge-auth warm + one claim header", [bench.wasm_filter(bench.MODULE, bench.plugin(claims=True))], "/mcp", auth, 200),
+        ("hc-pl", "(a2x) + the 401 path's two host calls", [bench.wasm_filter(bench.PASSX, "calls:pl")], "/mcp", {}, 401),
         ("f", "mcp-edge-auth 401 (no token)", [bench.wasm_filter(bench.MODULE, bench.plugin())], "/mcp", {}, 401),
         ("g", "mcp-edge-auth PRM document", [bench.wasm_filter(bench.MODULE, bench.plugin())], prm, {}, 200),
     ] + [

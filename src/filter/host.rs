@@ -249,7 +249,11 @@ impl Metrics {
 
     /// Sends what was counted since the last flush (each tick, and when the VM stops).
     pub fn flush(&self) {
-        for c in self.counters.borrow_mut().iter_mut() {
+        // `try_`: also called from a drop (root.rs), which must never panic.
+        let Ok(mut counters) = self.counters.try_borrow_mut() else {
+            return;
+        };
+        for c in counters.iter_mut() {
             if c.pending > 0 {
                 let delta = i64::try_from(c.pending).unwrap_or(i64::MAX);
                 increment_metric(c.id, delta);

@@ -332,17 +332,23 @@ impl Http {
     }
 }
 
-impl Context for Http {
-    fn on_done(&mut self) -> bool {
+impl Context for Http {}
+
+/// The stream is gone (`proxy_on_delete`: finished, reset, or the client went away): forget
+/// anything it still held. This is here rather than in `on_done` because the shipped module
+/// does not export `proxy_on_done` (scripts/wasm-opt.sh): Envoy then skips that call on every
+/// request, and deletes the context right after the point it would have made it.
+impl Drop for Http {
+    fn drop(&mut self) {
         if let Some(s) = &self.shared {
             waiters::remove(&s.waiters, self.context_id);
-            // Nearly always empty (nothing held): no hashing.
-            let mut holds = s.holds.borrow_mut();
-            if !holds.is_empty() {
-                holds.remove(&self.context_id);
+            // Nearly always empty (nothing held): no hashing. `try_`: never panic in a drop.
+            if let Ok(mut holds) = s.holds.try_borrow_mut() {
+                if !holds.is_empty() {
+                    holds.remove(&self.context_id);
+                }
             }
         }
-        true
     }
 }
 

@@ -137,11 +137,15 @@ impl Context for Root {
         }
         self.wake(now);
     }
+}
 
-    /// The VM is going away (configuration replaced, Envoy draining): send what was counted.
-    fn on_done(&mut self) -> bool {
+/// The VM is going away (configuration replaced, Envoy draining): send what was counted.
+/// In a drop (`proxy_on_delete`), not `on_done`: the shipped module does not export
+/// `proxy_on_done` (scripts/wasm-opt.sh), and Envoy deletes a root context whose
+/// `proxy_on_done` is missing straight away.
+impl Drop for Root {
+    fn drop(&mut self) {
         self.metrics.flush();
-        true
     }
 }
 

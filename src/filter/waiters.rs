@@ -49,9 +49,10 @@ pub fn due(waiters: &Waiters, now: u64, version: impl Fn(usize) -> u64) -> Vec<W
 }
 
 pub fn remove(waiters: &Waiters, context_id: u32) {
-    let mut list = waiters.borrow_mut();
-    // Every finished request asks; nearly always nothing waits.
-    if !list.is_empty() {
-        list.retain(|w| w.context_id != context_id);
+    // Every finished request asks; nearly always nothing waits. `try_`: called from a drop.
+    if let Ok(mut list) = waiters.try_borrow_mut() {
+        if !list.is_empty() {
+            list.retain(|w| w.context_id != context_id);
+        }
     }
 }
