@@ -6,6 +6,9 @@ use std::borrow::Cow;
 
 use crate::response::{Response, EXPOSE_HEADERS};
 
+/// The `error_description` of the 401 for a request without a token.
+const MISSING_TOKEN: &str = "a Bearer access token is required";
+
 /// RFC 6750 §3.1 error codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BearerError {
@@ -126,21 +129,27 @@ impl Challenge<'_> {
     pub fn response(&self) -> Response {
         let status = self.error.map_or(401, BearerError::status);
         let (code, description) = match self.error {
-            Some(e) => (e.code(), self.description.unwrap_or("")),
-            None => ("unauthorized", "a Bearer access token is required"),
+            Some(e) => (e.code(), sanitize(self.description.unwrap_or(""))),
+            // No token at all: a fixed text, clean as written.
+            None => ("unauthorized", Cow::Borrowed(MISSING_TOKEN)),
         };
         Response::new(status)
             .header("www-authenticate", self.header_value())
             .header("access-control-allow-origin", "*")
             .header("access-control-expose-headers", EXPOSE_HEADERS)
             .header("cache-control", "no-store")
-            .error_body(code, &sanitize(description))
+            .error_body(code, &description)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_missing_token_text_needs_no_cleaning() {
+        assert_eq!(sanitize(MISSING_TOKEN), MISSING_TOKEN);
+    }
 
     #[test]
     fn scope_fast_path_matches_the_token_by_token_cleanup() {

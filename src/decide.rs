@@ -265,7 +265,15 @@ fn decide_headers(
     clock: &dyn Clock,
 ) -> Decision {
     let path = rules::path_only(req.path);
-    let origin = || prm::request_origin(req.forwarded_proto, req.scheme, req.authority);
+    // The request's own origin is read only when no `resource` is configured: a configured
+    // one names both the metadata URL and the document's resource (prm.rs).
+    let origin = || {
+        if cfg.protected_resource.resource.is_some() {
+            None
+        } else {
+            prm::request_origin(req.forwarded_proto, req.scheme, req.authority)
+        }
+    };
 
     if rules::is_suspicious(path) {
         let r = Response::new(400).error_body(
