@@ -11,8 +11,9 @@
 //! one host call each, `u` reads `Authorization` alone, `x` asks for a header that is not there
 //! (a host call that allocates nothing), `m` increments a counter, `a` adds a request
 //! header (`x-bench`), `r` removes `x-bench`, `z` removes `Authorization`, `l` answers with
-//! a 401 shaped like the filter's (same headers, a body of the same size) and stops. `pza`
-//! are the host calls of the filter's warm path, `pl` those of its 401, without its decision.
+//! a 401 shaped like the filter's (same headers, a body of the same size) and stops. `pz`
+//! are the host calls of the filter's warm path (`pza` with one claim header added), `pl`
+//! those of its 401, without its decision.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
