@@ -16,7 +16,7 @@ use crate::clock::{Clock, Fixed, COARSE_MAX_LAG};
 use crate::config::{Config, KeySource, Provider};
 use crate::cors;
 use crate::decision_headers::NAMES;
-use crate::extract::{self, ExtractError};
+use crate::extract::{self, Authorization, ExtractError};
 use crate::headers::Headers;
 use crate::jwks::KeySet;
 use crate::mcp;
@@ -36,8 +36,8 @@ pub struct Request<'a> {
     pub scheme: Option<&'a str>,
     pub authority: Option<&'a str>,
     pub forwarded_proto: Option<&'a str>,
-    /// Every `Authorization` header value.
-    pub authorization: Vec<&'a str>,
+    /// The `Authorization` header values (the first, and how many).
+    pub authorization: Authorization<'a>,
     pub origin: Option<&'a str>,
     pub access_control_request_method: Option<&'a str>,
     /// MCP 2026-07-28 `Mcp-Method` / `Mcp-Name` headers (checked against the body).
@@ -53,11 +53,7 @@ impl<'a> Request<'a> {
         let mut found: [Option<&'a str>; 10] = [None; 10];
         let mut r = Request::default();
         for (name, value) in headers.iter() {
-            // Lengths first, inline: most headers cost ten integer compares, no string compare.
-            let Some(i) = NAMES
-                .iter()
-                .position(|n| n.len() == name.len() && n.eq_ignore_ascii_case(name))
-            else {
+            let Some(i) = slot(name) else {
                 continue;
             };
             if i == 5 {
@@ -79,6 +75,29 @@ impl<'a> Request<'a> {
         r.mcp_name = mcp_name;
         r
     }
+}
+
+/// The index in [`NAMES`] of a header the decision reads. The length (and for two lengths
+/// one byte) picks the only candidate, so a header costs one jump and at most one compare.
+fn slot(name: &str) -> Option<usize> {
+    let second = || name.as_bytes().get(1).map(u8::to_ascii_lowercase);
+    let i = match name.len() {
+        5 => 1,
+        6 => 6,
+        7 if second() == Some(b'm') => 0,
+        7 => 2,
+        8 => 9,
+        10 if second() == Some(b'a') => 3,
+        10 => 8,
+        13 => 5,
+        17 => 4,
+        29 => 7,
+        _ => return None,
+    };
+    NAMES
+        .get(i)
+        .is_some_and(|n| crate::bytes::same_name(n.as_bytes(), name.as_bytes()))
+        .then_some(i)
 }
 
 /// Where the current key set of a provider comes from at request time.
@@ -356,8 +375,7 @@ fn decide_headers(
         let text = e.to_string();
         denied(challenge(Some(code), Some(&text)), reason, text)
     };
-    let token = match extract::bearer_credential(&req.authorization, req.path, cfg.max_token_bytes)
-    {
+    let token = match extract::bearer_credential(req.authorization, req.path, cfg.max_token_bytes) {
         Ok(Some(t)) => t,
         Ok(None) => return denied(challenge(None, None), "missing", "no bearer token"),
         Err(e) => return malformed(e),
@@ -799,7 +817,13 @@ mod tests {
         assert_eq!(r.scheme, Some("https"));
         assert_eq!(r.authority, Some("mcp.example.com"));
         assert_eq!(r.forwarded_proto, Some("http"));
-        assert_eq!(r.authorization, vec!["Bearer a", "Bearer b"]);
+        assert_eq!(
+            r.authorization,
+            Authorization {
+                first: Some("Bearer a"),
+                count: 2
+            }
+        );
         assert_eq!(r.origin, Some("https://app.example"));
         assert_eq!(r.access_control_request_method, Some("POST"));
         assert_eq!(r.mcp_method, Some("tools/call"));
@@ -808,7 +832,36 @@ mod tests {
         let empty = Headers::default();
         let r = Request::from_headers(&empty);
         assert_eq!((r.method, r.path), ("", ""));
-        assert!(r.authorization.is_empty() && r.origin.is_none());
+        assert!(r.authorization.count == 0 && r.origin.is_none());
+    }
+
+    #[test]
+    fn only_the_decision_headers_have_a_slot() {
+        for (i, n) in NAMES.iter().enumerate() {
+            assert_eq!(slot(n), Some(i), "{n}");
+            assert_eq!(slot(&n.to_ascii_uppercase()), Some(i), "{n}");
+        }
+        // Same lengths as names the decision reads, other names.
+        for other in [
+            ":paths",
+            ":path",
+            "accept",
+            ":status",
+            "x-other",
+            "mcp-namx",
+            ":authorit",
+            "mcp-methox",
+            "x-authority",
+            "authorizatiox",
+            "x-forwarded-prot",
+            "x-forwarded-for",
+            "access-control-request-headers",
+            "",
+            "a",
+        ] {
+            let want = NAMES.iter().position(|n| n.eq_ignore_ascii_case(other));
+            assert_eq!(slot(other), want, "{other}");
+        }
     }
 
     #[test]
@@ -827,7 +880,7 @@ mod tests {
             r.scheme,
             r.authority,
             r.forwarded_proto,
-            r.authorization.first().copied(),
+            r.authorization.first,
             r.origin,
             r.access_control_request_method,
             r.mcp_method,
@@ -900,7 +953,7 @@ mod tests {
             path,
             scheme: Some("http"),
             authority: Some("mcp.local:10000"),
-            authorization: auth,
+            authorization: Authorization::from_values(&auth),
             ..Request::default()
         }
     }

@@ -55,11 +55,37 @@ impl fmt::Display for ExtractError {
 
 impl std::error::Error for ExtractError {}
 
+/// A request's `Authorization` header values as extraction needs them: the first, and
+/// how many there were (more than one is refused, so the others are never read). No
+/// vector: it is filled on every request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Authorization<'a> {
+    pub first: Option<&'a str>,
+    pub count: usize,
+}
+
+impl<'a> Authorization<'a> {
+    pub fn from_values(values: &[&'a str]) -> Authorization<'a> {
+        Authorization {
+            first: values.first().copied(),
+            count: values.len(),
+        }
+    }
+
+    /// Counts one more value (`first` stays the first).
+    pub fn push(&mut self, value: &'a str) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        }
+        self.count += 1;
+    }
+}
+
 /// Finds the bearer token, all but its character check ([`check_token_chars`]; both:
-/// [`bearer_token`]). `authorization` holds every `Authorization` header value of the
+/// [`bearer_token`]). `authorization` stands for every `Authorization` header value of the
 /// request; `path` is the full `:path` (with query). `Ok(None)`: no bearer token.
 pub fn bearer_credential<'a>(
-    authorization: &[&'a str],
+    authorization: Authorization<'a>,
     path: &str,
     max_token_bytes: usize,
 ) -> Result<Option<&'a str>, ExtractError> {
@@ -67,9 +93,14 @@ pub fn bearer_credential<'a>(
         return Err(ExtractError::TokenInQuery);
     }
     let value = match authorization {
-        [] => return Ok(None),
-        [one] => *one,
-        many => return Err(ExtractError::SeveralAuthorizationHeaders(many.len())),
+        Authorization { count: 0, .. } | Authorization { first: None, .. } => return Ok(None),
+        Authorization {
+            count: 1,
+            first: Some(one),
+        } => one,
+        Authorization { count, .. } => {
+            return Err(ExtractError::SeveralAuthorizationHeaders(count))
+        }
     };
     // Envoy folds repeated Authorization headers into one value joined by commas; a comma
     // never occurs in a single credential of any scheme we accept. It is looked for only
@@ -109,7 +140,11 @@ pub fn bearer_token<'a>(
     path: &str,
     max_token_bytes: usize,
 ) -> Result<Option<&'a str>, ExtractError> {
-    let token = bearer_credential(authorization, path, max_token_bytes)?;
+    let token = bearer_credential(
+        Authorization::from_values(authorization),
+        path,
+        max_token_bytes,
+    )?;
     if let Some(t) = token {
         check_token_chars(t)?;
     }

@@ -1,9 +1,11 @@
 //! Verified-token cache: a bounded LRU (entries and bytes) of tokens whose signature
-//! checked out, keyed by a per-VM randomly seeded hash of the whole token and the provider
-//! (`token_hash`: eight bytes per multiply, as a token is hashed on every request); a hit
-//! also compares the stored token and provider byte for byte, so a hash collision can never
-//! make one token pass as another (and only verified tokens ever get in, so collisions cannot
-//! be planted to slow lookups down). A hit skips only
+//! checked out, keyed by a per-VM randomly seeded hash of the token's last bytes, its length
+//! and the provider (`token_hash`, as a token is hashed on every request: the end of a JWT is
+//! its signature, different for every token and chosen by no one but the issuer); a hit
+//! also compares the whole stored token and provider byte for byte, so a hash collision can
+//! never make one token pass as another (and only verified tokens ever get in, so collisions
+//! cannot be planted to slow lookups down: a forged token that copies a cached one's
+//! signature finds that entry, fails the compare, and is verified). A hit skips only
 //! the signature: time, issuer, audience and the rules are checked again, and the entry is
 //! dropped when its key is no longer in the provider's key set. An entry also keeps the
 //! request headers its claims render to (`claim_to_headers`, `forward_identity`): they depend
@@ -67,12 +69,20 @@ fn mix(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-/// A seeded hash of `bytes` for `provider`, eight bytes per step (multiply, rotate), then
-/// [`mix`]ed with the length.
+/// How many bytes from a token's end its hash reads: the last 48 bytes of its signature
+/// (base64url; every algorithm the filter accepts signs with 64 bytes or more), bits that
+/// differ between any two tokens.
+const HASHED_TAIL: usize = 64;
+
+/// A seeded hash of the last [`HASHED_TAIL`] bytes of `bytes` for `provider`, eight bytes
+/// per step (multiply, rotate), then [`mix`]ed with the whole length.
 fn token_hash(seed: u64, provider: usize, bytes: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut h = mix(seed ^ (provider as u64));
-    let mut chunks = bytes.chunks_exact(8);
+    let tail = bytes
+        .get(bytes.len().saturating_sub(HASHED_TAIL)..)
+        .unwrap_or(bytes);
+    let mut chunks = tail.chunks_exact(8);
     for c in &mut chunks {
         let w = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default());
         h = (h ^ w).wrapping_mul(K).rotate_left(31);
@@ -331,9 +341,10 @@ mod tests {
     }
 
     #[test]
-    fn token_hash_takes_every_byte_the_length_and_the_provider() {
+    fn token_hash_takes_every_byte_of_the_tail_the_length_and_the_provider() {
         let seed = 42;
         let base = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln";
+        assert!(base.len() < HASHED_TAIL);
         let h = token_hash(seed, 0, base.as_bytes());
         assert_eq!(h, token_hash(seed, 0, base.as_bytes()), "deterministic");
         assert_ne!(h, token_hash(seed, 1, base.as_bytes()), "provider");
@@ -349,6 +360,30 @@ mod tests {
         assert_ne!(
             token_hash(seed, 0, b""),
             token_hash(seed, 0, b"\0\0\0\0\0\0\0\0")
+        );
+        // A long token: every byte of the tail counts; the length too.
+        let long: Vec<u8> = (0..500u32).map(|i| b'A' + (i % 26) as u8).collect();
+        let h = token_hash(seed, 0, &long);
+        for i in long.len() - HASHED_TAIL..long.len() {
+            let mut other = long.clone();
+            other[i] ^= 1;
+            assert_ne!(h, token_hash(seed, 0, &other), "byte {i}");
+        }
+        assert_ne!(h, token_hash(seed, 0, &long[1..]), "length");
+    }
+
+    #[test]
+    fn a_token_that_shares_a_cached_tokens_tail_is_a_miss() {
+        let ks = keys(1);
+        let mut c = TokenCache::new(8, 1 << 20);
+        let tail = "s".repeat(HASHED_TAIL);
+        let (a, forged) = (format!("aaaa.{tail}"), format!("bbbb.{tail}"));
+        put(&mut c, &a, &ks, 1000);
+        assert_eq!(c.key(&a, 0), c.key(&forged, 0), "same key");
+        assert!(matches!(c.get(&forged, 0, &ks, 10, 0), Err(Miss::Absent)));
+        assert!(
+            c.get(&a, 0, &ks, 10, 0).is_ok(),
+            "the cached token still hits"
         );
     }
 

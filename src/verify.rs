@@ -9,6 +9,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::b64;
+use crate::bytes::same_bytes;
 use crate::config::{is_guid, IssuerPattern, Provider};
 use crate::json::parse_object;
 use crate::jwks::{KeySet, PublicKey};
@@ -281,7 +282,7 @@ pub fn check_issuer(
     let mut tenant_error = None;
     for pattern in issuers {
         match pattern {
-            IssuerPattern::Exact(e) if e == iss => return Ok(()),
+            IssuerPattern::Exact(e) if same_bytes(e.as_bytes(), iss.as_bytes()) => return Ok(()),
             IssuerPattern::Exact(_) => {}
             IssuerPattern::Tenant { before, after } => {
                 let middle = iss
@@ -327,7 +328,11 @@ pub fn check_audience(
     claims: &Map<String, Value>,
     audiences: &[String],
 ) -> Result<(), VerifyError> {
-    let accepted = |a: &str| audiences.iter().any(|x| x == a);
+    let accepted = |a: &str| {
+        audiences
+            .iter()
+            .any(|x| same_bytes(x.as_bytes(), a.as_bytes()))
+    };
     match claims.get("aud") {
         Some(Value::String(a)) if accepted(a) => Ok(()),
         Some(Value::String(_)) | None => Err(VerifyError::Audience),

@@ -13,6 +13,7 @@ use std::time::Instant;
 use mcp_edge_auth::clock::Fixed;
 use mcp_edge_auth::config::Config;
 use mcp_edge_auth::decide::{decide_at, ConfiguredKeysWithCache, Decision, Request};
+use mcp_edge_auth::extract::Authorization;
 use mcp_edge_auth::token_cache::TokenCache;
 
 /// Counts heap allocations (each one is a call into the module's allocator in V8 too).
@@ -44,7 +45,7 @@ fn request<'a>(path: &'a str, authorization: Vec<&'a str>) -> Request<'a> {
         scheme: Some("http"),
         authority: Some("127.0.0.1:19800"),
         forwarded_proto: None,
-        authorization,
+        authorization: Authorization::from_values(&authorization),
         origin: None,
         access_control_request_method: None,
         mcp_method: None,

@@ -1,7 +1,8 @@
 //! The Wasm build's SIMD128 paths checked inside Envoy's V8, where they run (natively the
 //! scalar fallbacks are what `cargo test` exercises): the b64token block check of
 //! `extract::is_b64token` against the RFC 6750 character set, every byte value at every
-//! position of a token of two 16-byte blocks and a tail. The check runs in the bench module
+//! position of a token of two 16-byte blocks and a tail; and `bytes::same_bytes` and
+//! `bytes::is_ascii` against `==` and `is_ascii` on every length up to 80. The check runs in the bench module
 //! (bench/verify, `{"b64_check": {}}`), which reuses the filter's core.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -38,5 +39,9 @@ fn b64token_simd_blocks_match_the_character_set() {
     assert!(
         line.contains("11264 cases, 0 mismatches"),
         "the SIMD check disagrees with the character set: {line}"
+    );
+    assert!(
+        line.contains("bytes check: 19602 cases, 0 mismatches"),
+        "the SIMD byte compare or ASCII check disagrees with the scalar one: {line}"
     );
 }

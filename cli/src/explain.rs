@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use mcp_edge_auth::config::{Config, KeySource, Provider};
 use mcp_edge_auth::decide::{self, Decision, KeyStore, Outcome, Request, Retry};
-use mcp_edge_auth::extract;
+use mcp_edge_auth::extract::{self, Authorization};
 use mcp_edge_auth::jwks::KeySet;
 use mcp_edge_auth::mcp::{self, Message};
 use mcp_edge_auth::policy::{self, Needs, Verdict};
@@ -623,7 +623,7 @@ pub fn verdict(cfg: &Config, input: &Input<'_>) -> FinalVerdict {
         path: input.path,
         scheme: Some(&scheme),
         authority: Some(&authority),
-        authorization: vec![auth.as_str()],
+        authorization: Authorization::from_values(&[auth.as_str()]),
         mcp_method: input.mcp_method,
         mcp_name: input.mcp_name,
         ..Request::default()

@@ -19,6 +19,7 @@ use devstack::mint::{sign_hmac_raw, unsigned_jws};
 use devstack::{mint, sign_jws, KeyKind, SigningKey};
 use mcp_edge_auth::config::Config;
 use mcp_edge_auth::decide::{self, ConfiguredKeys, Decision, Outcome, Request};
+use mcp_edge_auth::extract::Authorization;
 use mcp_edge_auth_cli::explain::{explain, Input, Status};
 use serde_json::{json, Value};
 use support::*;
@@ -187,7 +188,7 @@ fn filter_denies(cfg: &Config, token: &str, path: &str, body: Option<&[u8]>) -> 
         path,
         scheme: Some("https"),
         authority: Some("localhost"),
-        authorization: vec![auth.as_str()],
+        authorization: Authorization::from_values(&[auth.as_str()]),
         ..Request::default()
     };
     let mut d = decide::decide(cfg, &req, &ConfiguredKeys, NOW);

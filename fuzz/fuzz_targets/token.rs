@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use mcp_edge_auth::config::{Config, KeySource};
+use mcp_edge_auth::extract::Authorization;
 
 const CONFIG: &str = include_str!("../seeds/token-config.json");
 
@@ -32,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
             method: "POST",
             path: "/mcp",
             authority: Some("fuzz.local"),
-            authorization: vec![auth.as_str()],
+            authorization: Authorization::from_values(&[auth.as_str()]),
             ..Default::default()
         };
         let _ = mcp_edge_auth::decide::decide(

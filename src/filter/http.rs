@@ -373,7 +373,6 @@ impl HttpContext for Http {
         self.origin = request.origin.map(str::to_string);
         let clock = HostClock { cache: &s.cache };
         let decision = decide_at(&s.config, &request, &*s.cache, &clock);
-        drop(request);
         match &decision {
             Decision::Respond {
                 retry: Some(retry), ..

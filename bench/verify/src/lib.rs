@@ -187,7 +187,44 @@ fn b64_check() -> String {
         }
     }
     format!(
-        "b64 check: {cases} cases, {} mismatches {:?}",
+        "b64 check: {cases} cases, {} mismatches {:?}; {}",
+        mismatches.len(),
+        mismatches.iter().take(5).collect::<Vec<_>>(),
+        bytes_check()
+    )
+}
+
+/// The Wasm build of `bytes::same_bytes` (SIMD128 blocks) and `bytes::is_ascii` against
+/// `==` and `<[u8]>::is_ascii`: every length up to 80 (five blocks and tails), one byte
+/// changed at every position (one bit, or to 0x80 / 0xff).
+fn bytes_check() -> String {
+    use mcp_edge_auth::bytes::{is_ascii, same_bytes};
+    let (mut cases, mut mismatches) = (0usize, Vec::new());
+    for len in 0..=80usize {
+        let a: Vec<u8> = (0..len).map(|i| b'A' + (i % 50) as u8).collect();
+        cases += 2;
+        if !same_bytes(&a, &a) || !is_ascii(&a) {
+            mismatches.push(format!("len {len} unchanged"));
+        }
+        if len > 0 && same_bytes(&a, &a[..len - 1]) {
+            mismatches.push(format!("len {len} against one shorter"));
+        }
+        for at in 0..len {
+            for flip in [0x01u8, 0x40, 0x80] {
+                let mut b = a.clone();
+                b[at] ^= flip;
+                cases += 2;
+                if same_bytes(&a, &b) != (a == b) {
+                    mismatches.push(format!("same_bytes len {len} at {at} ^ {flip:#04x}"));
+                }
+                if is_ascii(&b) != b.is_ascii() {
+                    mismatches.push(format!("is_ascii len {len} at {at} ^ {flip:#04x}"));
+                }
+            }
+        }
+    }
+    format!(
+        "bytes check: {cases} cases, {} mismatches {:?}",
         mismatches.len(),
         mismatches.iter().take(5).collect::<Vec<_>>()
     )
