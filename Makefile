@@ -8,6 +8,7 @@
 #   make bench-instructions   instructions per request, Envoy under callgrind (steady, unlike req/s)
 #   make bench-hostcalls   the price of one host call (pass-through module, Envoy under callgrind)
 #   make bench-verify   per-verify µs inside Envoy's V8 (RSA vs rsa 0.10, ES256 vs the p256 crate) and natively
+#   make profile-v8     the warm path's profile by Wasm function, the module in Node's V8 (bench/v8prof)
 #   make rsa-diff       the long RSA differential test against rsa 0.10 (RSA_DIFF_KEYS, RSA_DIFF_MESSAGES)
 #   make p256-diff      the long ES256 differential test against the p256 crate (P256_DIFF_KEYS)
 #   make fmt | clippy | clean | distclean
@@ -24,7 +25,7 @@ RAW := target/$(WASM_TARGET)/release
 WASM := target/wasm/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
-.PHONY: bench bench-instructions bench-hostcalls bench-verify rsa-diff p256-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
+.PHONY: bench profile-v8 bench-instructions bench-hostcalls bench-verify rsa-diff p256-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
 
 deps:
 	@bash scripts/deps.sh
@@ -131,6 +132,30 @@ bench-verify: build
 	@test -f .run/bench/jwks.json -a -f .run/bench/ps256.txt || target/debug/devstack bench-tokens --out .run/bench --count 10
 	python3 bench/verify.py --json .run/bench/verify.json
 	$(CARGO) test -q --release --test rsa_bench -- --ignored --nocapture 2>&1 | grep '^native' | tee .run/bench/native.txt
+
+# Where the module's own time goes on the warm path (or V8PROF_MODE=401): the module built with
+# its function names, run in Node's V8 behind a fake host (bench/v8prof/harness.mjs) under
+# `node --cpu-prof`, then self time by function. A function LLVM inlined is counted in its caller:
+# mark it #[inline(never)] for the run, and name it in V8PROF_NO_INLINE (wasm-opt's inliner).
+comma := ,
+V8PROF_MODE ?= warm
+V8PROF_ITERATIONS ?= 300000
+V8PROF_NO_INLINE ?=
+profile-v8: build
+	$(CARGO) build -q -p devstack
+	@test -f .run/bench/one.txt || target/debug/devstack bench-tokens --out .run/bench --count 3000
+	CARGO_TARGET_DIR=target/profile-v8 CARGO_PROFILE_RELEASE_STRIP=none \
+	  $(CARGO) build -q -p mcp-edge-auth --lib --release --target $(WASM_TARGET)
+	WASM_OPT_EXTRA="-g $(foreach f,$(subst $(comma), ,$(V8PROF_NO_INLINE)),--no-inline=$(f))" \
+	  scripts/wasm-opt.sh target/profile-v8/$(WASM_TARGET)/release/mcp_edge_auth.wasm \
+	  target/profile-v8/mcp_edge_auth.named.wasm --filter-exports
+	python3 -c 'import json, sys; sys.path.insert(0, "bench"); import bench; \
+	  json.dump(bench.plugin(), open(".run/bench/plugin.json", "w"))'
+	rm -rf target/profile-v8/cpuprofile
+	node --cpu-prof --cpu-prof-dir=target/profile-v8/cpuprofile --cpu-prof-interval 20 \
+	  bench/v8prof/harness.mjs target/profile-v8/mcp_edge_auth.named.wasm .run/bench/plugin.json \
+	  .run/bench/one.txt $(V8PROF_ITERATIONS) $(V8PROF_MODE)
+	node bench/v8prof/top.mjs target/profile-v8/cpuprofile/*.cpuprofile 40
 
 # The long differential run (make test runs the quick one).
 RSA_DIFF_KEYS ?= 300

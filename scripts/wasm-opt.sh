@@ -14,6 +14,8 @@
 # What proxy_on_done did is done on delete instead (src/filter/http.rs, root.rs), so a module
 # built by cargo alone behaves the same, only slower. tests/module_size.rs checks the list.
 #
+# WASM_OPT_EXTRA adds options (make profile-v8: -g keeps the function names, --no-inline=...).
+#
 # Skipped when <optimized .wasm> was made from the same input and options (kept beside it).
 # wasm-opt comes from tools/binaryen (npm ci by scripts/deps.sh).
 set -euo pipefail
@@ -42,7 +44,9 @@ esac
 [ -f "$in" ] || { echo "wasm-opt: $in not found (cargo build first)" >&2; exit 1; }
 [ -x "$WASM_OPT" ] || { echo "wasm-opt: $WASM_OPT not found: run make deps" >&2; exit 1; }
 
-sum="$(sha256sum "$in" | cut -d' ' -f1) $mode"
+extra=()
+read -r -a extra <<< "${WASM_OPT_EXTRA:-}"
+sum="$(sha256sum "$in" | cut -d' ' -f1) $mode ${WASM_OPT_EXTRA:-}"
 if [ -f "$out" ] && [ "$(cat "$out.src" 2>/dev/null)" = "$sum" ]; then
     touch "$out" # newer than its input again (tests/support/envoy.rs checks)
     exit 0
@@ -51,7 +55,7 @@ fi
 mkdir -p "$(dirname "$out")"
 # The features rustc uses for wasm32-wasip1 with +simd128 (.cargo/config.toml); all of them
 # run in Envoy's V8. wasm-opt refuses a module that needs one not listed here.
-"$WASM_OPT" "${drop[@]}" -O3 --strip-producers \
+"$WASM_OPT" "${drop[@]}" ${extra[@]+"${extra[@]}"} -O3 --strip-producers \
     --enable-simd --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext \
     --enable-nontrapping-float-to-int --enable-mutable-globals \
     "$in" -o "$out.tmp"
