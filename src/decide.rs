@@ -47,8 +47,8 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     /// The decision input from the request headers, in one pass over them (names compared
-    /// ASCII case-insensitively; the first value counts, except `Authorization`, whose every
-    /// value is kept so that a second one can be refused).
+    /// ASCII case-insensitively; the first value counts, and `Authorization` values are also
+    /// counted so that a second one can be refused).
     pub fn from_headers(headers: &'a Headers) -> Request<'a> {
         let mut found: [Option<&'a str>; 10] = [None; 10];
         let mut r = Request::default();
