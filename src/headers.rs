@@ -80,27 +80,31 @@ impl Headers {
 
     /// The first value of `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        let &[_, _, vs, ve] = self.spans.iter().find(|s| self.named(s, name))?;
+        self.text.get(vs..ve)
     }
 
     /// Every value of `name` (ASCII case-insensitive).
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.iter()
-            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.spans
+            .iter()
+            .filter(move |s| self.named(s, name))
+            .filter_map(move |&[_, _, vs, ve]| self.text.get(vs..ve))
+    }
+
+    /// Whether the pair at `span` is called `name`: names only, lengths first, so most
+    /// pairs cost one compare and only a match's value is sliced.
+    fn named(&self, &[ks, ke, _, _]: &[usize; 4], name: &str) -> bool {
+        ke.wrapping_sub(ks) == name.len()
+            && self
+                .text
+                .as_bytes()
+                .get(ks..ke)
+                .is_some_and(|k| crate::bytes::same_name(k, name.as_bytes()))
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        // Names only, lengths first: most names cost one compare and no slicing.
-        let text = self.text.as_bytes();
-        self.spans.iter().any(|&[ks, ke, _, _]| {
-            ke.wrapping_sub(ks) == name.len()
-                && text
-                    .get(ks..ke)
-                    .is_some_and(|k| crate::bytes::same_name(k, name.as_bytes()))
-        })
+        self.get(name).is_some()
     }
 
     pub fn len(&self) -> usize {
