@@ -52,14 +52,14 @@ fn blocks_equal(
 }
 
 /// `a.eq_ignore_ascii_case(b)`, for header names: Envoy hands them over in lower case, so
-/// an exact match (eight bytes per step) settles nearly every compare, and only a name that
+/// an exact match ([`same_bytes`]) settles nearly every compare, and only a name that
 /// differs is compared again ignoring case (one byte per step, usually stopping at the first).
 pub fn same_name(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && (same_bytes(a, b) || a.eq_ignore_ascii_case(b))
 }
 
 /// Every byte below 0x80: eight bytes per step and no early exit (headers are nearly
-/// always ASCII), a loop the Wasm build turns into SIMD.
+/// always ASCII).
 pub fn is_ascii(bytes: &[u8]) -> bool {
     let mut words = bytes.chunks_exact(8);
     let mut high = 0u64;
