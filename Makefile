@@ -2,7 +2,8 @@
 #
 #   make deps     Rust wasm32-wasip1 target (+ clippy, rustfmt); Envoy 1.40.0 in .venv (idempotent)
 #   make build    the filter module: target/wasm/mcp_edge_auth.wasm (cargo, then wasm-opt -O3)
-#   make test     fmt check, clippy (host + wasm), demo config validation, cargo test --workspace
+#   make test     fmt check, module graph check, clippy (host + wasm), demo config validation, cargo test --workspace
+#   make modgraph the crate's parts and the parts each uses; fails on a circle or an upward import
 #   make run      the demo: devstack (IdP :9000, MCP server :9100) + Envoy :10000
 #   make bench          the benchmark against Envoy's jwt_authn; writes bench/RESULTS.md
 #   make bench-instructions   instructions per request, Envoy under callgrind (steady, unlike req/s)
@@ -25,7 +26,7 @@ RAW := target/$(WASM_TARGET)/release
 WASM := target/wasm/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
-.PHONY: bench profile-v8 bench-instructions bench-hostcalls bench-verify rsa-diff p256-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check clippy clippy-host clippy-wasm demo-config run clean distclean
+.PHONY: bench profile-v8 bench-instructions bench-hostcalls bench-verify rsa-diff p256-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check modgraph clippy clippy-host clippy-wasm demo-config run clean distclean
 
 deps:
 	@bash scripts/deps.sh
@@ -41,7 +42,7 @@ build: deps
 	@echo "module: $(WASM) ($$(wc -c < $(WASM)) bytes)"
 
 # Cheap checks first, then the tests (integration tests run the real Envoy with $(WASM)).
-test: build fmt-check clippy demo-config unit
+test: build fmt-check modgraph clippy demo-config unit
 
 # The last line sums every cargo test binary: "total: N passed, N failed".
 unit: build
@@ -54,6 +55,10 @@ fmt:
 
 fmt-check:
 	$(CARGO) fmt --all --check
+
+# Dependencies point one way (scripts/modgraph.py says which way).
+modgraph:
+	python3 scripts/modgraph.py
 
 clippy: clippy-host clippy-wasm
 

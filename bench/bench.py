@@ -316,7 +316,7 @@ def main():
               "(`claim_to_headers`: one more request-header edit, which also clears Envoy's route cache).",
               "Per request (d) makes two host calls — reads the request headers (Envoy serializes them and",
               "calls into the module to allocate the copy) and removes `Authorization` — and decides in",
-              "between (the clock only near a token's time limits, src/clock.rs; counters batched per",
+              "between (the clock only near a token's time limits, src/util/clock.rs; counters batched per",
               "tick, src/filter/host.rs). Envoy also calls into the module at each stream event the module",
               "exports a callback for: the SDK's empty filter (a2) is entered seven times per request, the",
               "shipped module four (context create, request headers, response headers, delete; the rest",
@@ -377,7 +377,7 @@ def main():
         for r in json.load(open(verify_json)):
             nat = native.get((r["alg"], r["backend"]))
             label = {"rsa10": "rsa 0.10", "p256": "p256 crate"}.get(
-                r["backend"], "src/rsa_verify.rs" if r["alg"] != "ES256" else "src/p256_verify.rs")
+                r["backend"], "src/crypto/rsa.rs" if r["alg"] != "ES256" else "src/crypto/p256.rs")
             lines.append(f"| {r['alg']} | {label} | {r['us']:.0f} ({r['best_us']:.0f}) | {'' if nat is None else f'{nat:.0f}'} |")
         lines.append("")
     path = os.path.join(ROOT, "bench/RESULTS.md")

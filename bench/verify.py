@@ -4,7 +4,7 @@
 For each (algorithm, backend) Envoy validates a bootstrap whose only filter is the bench
 module (bench/verify, target/wasm/verify_bench.wasm); its on_configure runs
 the filter's signature check ITERATIONS times and logs one line, which is read back here.
-Backends: `fast` (the filter's own path: src/rsa_verify.rs, src/p256_verify.rs), `rsa10` (the
+Backends: `fast` (the filter's own path: src/crypto/rsa.rs, src/crypto/p256.rs), `rsa10` (the
 `rsa` 0.10 crate the filter used before for RS*/PS*) and `p256` (the p256 crate's verifier it
 used before for ES256). Keys and tokens come from `devstack bench-tokens` in
 .run/bench (one RSA-2048 and one P-256 key).

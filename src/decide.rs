@@ -11,21 +11,23 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::challenge::{BearerError, Challenge};
-use crate::clock::{Clock, Fixed, COARSE_MAX_LAG};
-use crate::config::{Config, KeySource, Provider};
-use crate::cors;
-use crate::decision_headers::NAMES;
-use crate::extract::{self, Authorization, ExtractError};
-use crate::headers::Headers;
-use crate::jwks::KeySet;
-use crate::mcp;
-use crate::policy::{self, Needs, Verdict};
-use crate::prm;
-use crate::response::{Response, EXPOSE_HEADERS, MCP_ALLOW_HEADERS};
-use crate::rules::{self, Unmatched};
-use crate::token_cache::{SetHeaders, TokenCache};
-use crate::verify::{self, claim_at, VerifyError};
+use crate::authz::mcp;
+use crate::authz::policy::{self, Needs, Verdict};
+use crate::authz::rules::{self, Unmatched};
+use crate::config::Config;
+use crate::http::challenge::{BearerError, Challenge};
+use crate::http::cors;
+use crate::http::decision_headers::NAMES;
+use crate::http::extract::{self, Authorization, ExtractError};
+use crate::http::headers::Headers;
+use crate::http::prm;
+use crate::http::response::{Response, EXPOSE_HEADERS, MCP_ALLOW_HEADERS};
+use crate::keys::jwks::KeySet;
+use crate::keys::source::KeySource;
+use crate::token::cache::{SetHeaders, TokenCache};
+use crate::token::provider::Provider;
+use crate::token::verify::{self, claim_at, VerifyError};
+use crate::util::clock::{Clock, Fixed, COARSE_MAX_LAG};
 
 /// What the filter knows about a request after its headers arrived.
 #[derive(Clone, Debug, Default)]
@@ -96,7 +98,7 @@ fn slot(name: &str) -> Option<usize> {
     };
     NAMES
         .get(i)
-        .is_some_and(|n| crate::bytes::same_name(n.as_bytes(), name.as_bytes()))
+        .is_some_and(|n| crate::util::bytes::same_name(n.as_bytes(), name.as_bytes()))
         .then_some(i)
 }
 
@@ -285,7 +287,7 @@ fn decide_headers(
 ) -> Decision {
     let path = rules::path_only(req.path);
     // The request's own origin is read only when no `resource` is configured: a configured
-    // one names both the metadata URL and the document's resource (prm.rs).
+    // one names both the metadata URL and the document's resource (http/prm.rs).
     let origin = || {
         if cfg.protected_resource.resource.is_some() {
             None
@@ -691,7 +693,7 @@ fn verify_detail(e: &VerifyError, provider: &Provider) -> String {
 fn claim_headers(provider: &Provider, claims: &serde_json::Map<String, Value>) -> SetHeaders {
     let mut set: Vec<(String, String)> = Vec::new();
     if provider.forward_identity {
-        for (header, names) in crate::config::IDENTITY_HEADERS {
+        for (header, names) in crate::token::provider::IDENTITY_HEADERS {
             let value = if names.is_empty() {
                 let granted = policy::granted_scopes(claims, &provider.scope_claims);
                 let scopes: Vec<&str> = granted.iter().map(String::as_str).collect();
@@ -787,7 +789,7 @@ fn serve_prm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::b64;
+    use crate::crypto::b64;
     use serde_json::json;
 
     const ISS: &str = "https://idp.example.com/t/v2.0";
@@ -1578,7 +1580,7 @@ mod tests {
         cfg.derive();
         assert_eq!(
             cfg.strip_unprotected.to_vec(),
-            crate::config::IDENTITY_HEADERS
+            crate::token::provider::IDENTITY_HEADERS
                 .iter()
                 .map(|(h, _)| h.to_string())
                 .collect::<Vec<_>>()

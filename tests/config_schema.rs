@@ -1,5 +1,5 @@
 //! `docs/config.schema.json` (JSON Schema 2020-12, hand-written) against the Rust types in
-//! `src/config.rs`, both ways:
+//! `src/config/`, both ways:
 //!
 //! - Rust → schema: at every object the schema describes, a config with an unknown field is
 //!   refused by `Config::parse`, whose error lists the fields serde accepts there; that list

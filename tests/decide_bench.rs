@@ -10,11 +10,11 @@
 use std::cell::RefCell;
 use std::time::Instant;
 
-use mcp_edge_auth::clock::Fixed;
 use mcp_edge_auth::config::Config;
 use mcp_edge_auth::decide::{decide_at, ConfiguredKeysWithCache, Decision, Request};
-use mcp_edge_auth::extract::Authorization;
-use mcp_edge_auth::token_cache::TokenCache;
+use mcp_edge_auth::http::extract::Authorization;
+use mcp_edge_auth::token::cache::TokenCache;
+use mcp_edge_auth::util::clock::Fixed;
 
 /// Counts heap allocations (each one is a call into the module's allocator in V8 too).
 struct Counting;

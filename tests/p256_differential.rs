@@ -1,4 +1,4 @@
-//! Differential tests of the filter's ES256 verification (`src/p256_verify.rs`, reached through
+//! Differential tests of the filter's ES256 verification (`src/crypto/p256.rs`, reached through
 //! `signature::verify`) against the p256 crate's own ECDSA verifier, the one it replaced:
 //! identical accept/reject on valid signatures (low and high `s`) and on altered ones (a bit
 //! of the signature, a bit of the message, another key, random `r || s`).
@@ -15,15 +15,16 @@
     clippy::indexing_slicing
 )]
 
-use mcp_edge_auth::jwks::PublicKey;
-use mcp_edge_auth::signature::{verify, Alg};
+use mcp_edge_auth::keys::alg::Alg;
+use mcp_edge_auth::keys::jwks::PublicKey;
+use mcp_edge_auth::token::signature::verify;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::signature::DigestVerifier;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
-/// The p256 crate's verdict (what `signature::verify` did before src/p256_verify.rs).
+/// The p256 crate's verdict (what `signature::verify` did before src/crypto/p256.rs).
 fn reference(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
     if signature.len() != 64 {
         return false;

@@ -239,7 +239,8 @@ fn recipe_provider_shapes() {
             .collect();
         // v2 tokens carry the client id GUID; list the App ID URI form too.
         assert!(
-            auds.iter().any(|a| mcp_edge_auth::config::is_guid(a)),
+            auds.iter()
+                .any(|a| mcp_edge_auth::token::provider::is_guid(a)),
             "{f}"
         );
         assert!(auds.iter().any(|a| a.starts_with("api://")), "{f}");

@@ -13,8 +13,9 @@
 use std::time::Instant;
 
 use devstack::{sign_bytes, KeyKind, KeyRing, SigningKey};
-use mcp_edge_auth::jwks::{KeySet, PublicKey};
-use mcp_edge_auth::signature::{verify, Alg};
+use mcp_edge_auth::keys::alg::Alg;
+use mcp_edge_auth::keys::jwks::{KeySet, PublicKey};
+use mcp_edge_auth::token::signature::verify;
 
 fn rsa10_verify(alg: Alg, key: &rsa10::PublicKey, message: &[u8], signature: &[u8]) -> bool {
     use rsa10::sha2::{Digest, Sha256};
@@ -91,7 +92,7 @@ fn native_per_verify_microseconds() {
     }
     let sig = sign_bytes(&ec, "ES256", msg);
     let ec_key = find(Alg::Es256);
-    let mcp_edge_auth::jwks::PublicKey::P256(p256_key) = ec_key else {
+    let mcp_edge_auth::keys::jwks::PublicKey::P256(p256_key) = ec_key else {
         panic!("the bench's EC key is not P-256");
     };
     let reference = || {

@@ -1,4 +1,4 @@
-//! Differential tests of the filter's RSA verification (`src/rsa_verify.rs`, `src/modexp.rs`,
+//! Differential tests of the filter's RSA verification (`src/crypto/rsa.rs`, `src/crypto/modexp.rs`,
 //! reached through `signature::verify`) against the `rsa` 0.10 crate, the verifier it
 //! replaced: identical accept/reject on valid and corrupted RS*/PS* signatures over many keys.
 //!
@@ -19,9 +19,10 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use mcp_edge_auth::jwks::PublicKey;
-use mcp_edge_auth::rsa_verify::RsaPublicKey;
-use mcp_edge_auth::signature::{verify, Alg};
+use mcp_edge_auth::crypto::rsa::RsaPublicKey;
+use mcp_edge_auth::keys::alg::Alg;
+use mcp_edge_auth::keys::jwks::PublicKey;
+use mcp_edge_auth::token::signature::verify;
 use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
 use rsa09::traits::{PrivateKeyParts, PublicKeyParts};
 use rsa09::{BigUint, RsaPrivateKey};

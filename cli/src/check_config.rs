@@ -2,11 +2,13 @@
 //! the rule table and, for each protected path, the metadata URL and document the filter
 //! serves — obtained by asking `decide` for it, as a client would.
 
-use mcp_edge_auth::config::{Config, IssuerPattern, KeySource, RemoteKind};
+use mcp_edge_auth::authz::policy::{ScopeMap, Unlisted};
+use mcp_edge_auth::authz::rules::{PathMatch, Unmatched};
+use mcp_edge_auth::config::Config;
 use mcp_edge_auth::decide::{self, ConfiguredKeys, Decision, Request};
-use mcp_edge_auth::policy::{ScopeMap, Unlisted};
-use mcp_edge_auth::prm;
-use mcp_edge_auth::rules::{PathMatch, Unmatched};
+use mcp_edge_auth::http::prm;
+use mcp_edge_auth::keys::source::{KeySource, RemoteKind};
+use mcp_edge_auth::token::provider::IssuerPattern;
 
 use crate::args::Args;
 use crate::{Report, EXIT_DENIED, EXIT_OK};

@@ -6,16 +6,18 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use mcp_edge_auth::config::{Config, KeySource, Provider};
+use mcp_edge_auth::authz::mcp::{self, Message};
+use mcp_edge_auth::authz::policy::{self, Needs, Verdict};
+use mcp_edge_auth::authz::rules::{self, PathMatch, Rule};
+use mcp_edge_auth::config::Config;
 use mcp_edge_auth::decide::{self, Decision, KeyStore, Outcome, Request, Retry};
-use mcp_edge_auth::extract::{self, Authorization};
-use mcp_edge_auth::jwks::KeySet;
-use mcp_edge_auth::mcp::{self, Message};
-use mcp_edge_auth::policy::{self, Needs, Verdict};
-use mcp_edge_auth::prm;
-use mcp_edge_auth::rules::{self, PathMatch, Rule};
-use mcp_edge_auth::signature::printable;
-use mcp_edge_auth::verify::{self, Check, VerifiedToken, VerifyError};
+use mcp_edge_auth::http::extract::{self, Authorization};
+use mcp_edge_auth::http::prm;
+use mcp_edge_auth::keys::jwks::KeySet;
+use mcp_edge_auth::keys::source::KeySource;
+use mcp_edge_auth::token::provider::Provider;
+use mcp_edge_auth::token::verify::{self, Check, VerifiedToken, VerifyError};
+use mcp_edge_auth::util::text::printable;
 use serde_json::{Map, Value};
 
 use crate::args::Args;

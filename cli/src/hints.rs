@@ -4,10 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use mcp_edge_auth::config::{is_guid, Provider};
-use mcp_edge_auth::jwks::KeySet;
-use mcp_edge_auth::signature::AlgError;
-use mcp_edge_auth::verify::VerifyError;
+use mcp_edge_auth::keys::alg::AlgError;
+use mcp_edge_auth::keys::jwks::KeySet;
+use mcp_edge_auth::token::provider::{is_guid, Provider};
+use mcp_edge_auth::token::verify::VerifyError;
 use serde_json::{Map, Value};
 
 use crate::check_config::issuer_text;

@@ -4,8 +4,8 @@
 use std::io::Read;
 use std::time::Duration;
 
-use mcp_edge_auth::fetch::{self, FetchError, Target};
-use mcp_edge_auth::jwks::KeySet;
+use mcp_edge_auth::keys::fetch::{self, FetchError, Target};
+use mcp_edge_auth::keys::jwks::KeySet;
 
 /// A response as the core's response checks take it.
 pub struct Fetched {

@@ -1,9 +1,9 @@
 //! `jwks --uri URL | --discovery URL [--issuer ISS] | --file FILE`: fetch a key set with the
-//! filter's response checks (`fetch.rs`) and list every key: used, or skipped and why
+//! filter's response checks (`keys/fetch.rs`) and list every key: used, or skipped and why
 //! (`KeySet::parse`).
 
-use mcp_edge_auth::fetch::DEFAULT_MAX_RESPONSE_BYTES;
-use mcp_edge_auth::jwks::KeySet;
+use mcp_edge_auth::keys::fetch::DEFAULT_MAX_RESPONSE_BYTES;
+use mcp_edge_auth::keys::jwks::KeySet;
 use serde_json::Value;
 
 use crate::args::Args;

@@ -61,7 +61,7 @@ fn demo_config_rules_and_metadata() {
     let printed: Value = serde_json::from_str(&json_text).expect("document JSON");
     let cfg = Config::parse(&std::fs::read(DEMO).unwrap()).unwrap();
     let expected =
-        mcp_edge_auth::prm::document(&cfg.protected_resource, "http://127.0.0.1:10000/mcp");
+        mcp_edge_auth::http::prm::document(&cfg.protected_resource, "http://127.0.0.1:10000/mcp");
     assert_eq!(printed, expected);
     assert_eq!(
         printed["authorization_servers"],

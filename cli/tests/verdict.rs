@@ -19,7 +19,7 @@ use devstack::mint::{sign_hmac_raw, unsigned_jws};
 use devstack::{mint, sign_jws, KeyKind, SigningKey};
 use mcp_edge_auth::config::Config;
 use mcp_edge_auth::decide::{self, ConfiguredKeys, Decision, Outcome, Request};
-use mcp_edge_auth::extract::Authorization;
+use mcp_edge_auth::http::extract::Authorization;
 use mcp_edge_auth_cli::explain::{explain, Input, Status};
 use serde_json::{json, Value};
 use support::*;

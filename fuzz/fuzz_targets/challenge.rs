@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_edge_auth::challenge::{BearerError, Challenge};
+use mcp_edge_auth::http::challenge::{BearerError, Challenge};
 
 /// Parses `Bearer a="x", b="y"`; returns the names, or None if malformed.
 fn params(v: &str) -> Option<Vec<String>> {

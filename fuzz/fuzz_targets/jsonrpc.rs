@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_edge_auth::mcp;
+use mcp_edge_auth::authz::mcp;
 
 fuzz_target!(|data: &[u8]| {
     match mcp::parse_body(data) {

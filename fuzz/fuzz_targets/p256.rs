@@ -1,14 +1,15 @@
 //! ES256 verification against the p256 crate's own verifier (the reference): for two fixed
 //! keys, fuzzed signatures and messages must get the same accept/reject from
-//! `signature::verify` (src/p256_verify.rs) as from the crate. So that the fuzzer reaches
+//! `signature::verify` (src/crypto/p256.rs) as from the crate. So that the fuzzer reaches
 //! valid signatures and their near misses, a set top bit of the first byte has the target sign
 //! the message itself and XOR the 64 bytes that follow into the signature (all zero: valid).
 //! Input: [mode·key selector][64 signature or mask bytes][message…].
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_edge_auth::jwks::PublicKey;
-use mcp_edge_auth::signature::{verify, Alg};
+use mcp_edge_auth::keys::jwks::PublicKey;
+use mcp_edge_auth::keys::alg::Alg;
+use mcp_edge_auth::token::signature::verify;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::signature::DigestVerifier;
 use p256::ecdsa::{Signature, SigningKey};

@@ -6,9 +6,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_edge_auth::jwks::PublicKey;
-use mcp_edge_auth::rsa_verify::RsaPublicKey;
-use mcp_edge_auth::signature::{verify, Alg};
+use mcp_edge_auth::keys::jwks::PublicKey;
+use mcp_edge_auth::crypto::rsa::RsaPublicKey;
+use mcp_edge_auth::keys::alg::Alg;
+use mcp_edge_auth::token::signature::verify;
 use std::sync::OnceLock;
 
 /// (n, e) in hex.

@@ -5,8 +5,9 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use mcp_edge_auth::config::{Config, KeySource};
-use mcp_edge_auth::extract::Authorization;
+use mcp_edge_auth::config::Config;
+use mcp_edge_auth::keys::source::KeySource;
+use mcp_edge_auth::http::extract::Authorization;
 
 const CONFIG: &str = include_str!("../seeds/token-config.json");
 
@@ -27,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(token) = std::str::from_utf8(data) {
-        let _ = mcp_edge_auth::verify::verify(token, provider, keys, 1_800_000_000);
+        let _ = mcp_edge_auth::token::verify::verify(token, provider, keys, 1_800_000_000);
         let auth = format!("Bearer {token}");
         let req = mcp_edge_auth::decide::Request {
             method: "POST",

@@ -7,9 +7,10 @@ use std::rc::Rc;
 
 use super::host::{self, Metrics};
 use super::keycache::KeyCache;
-use crate::config::{Config, KeySource, RemoteKind, RemoteSource};
-use crate::fetch::{self, FetchError, Target};
-use crate::keys::{self, FetchState};
+use crate::config::Config;
+use crate::keys::fetch::{self, FetchError, Target};
+use crate::keys::source::{KeySource, RemoteKind, RemoteSource};
+use crate::keys::state::{self, FetchState};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
@@ -231,7 +232,7 @@ impl Fetcher {
                 .unwrap_or_default();
             state.on_success(now, &src.policy);
             let (_, kcas) = host::shared_get(&kkey);
-            if !host::shared_set(&kkey, &keys::encode_keys(state.version, jwks), kcas) {
+            if !host::shared_set(&kkey, &state::encode_keys(state.version, jwks), kcas) {
                 continue;
             }
             if host::shared_set(&skey, &state.to_bytes(), cas) {

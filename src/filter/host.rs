@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use crate::headers::Headers;
+use crate::http::headers::Headers;
 
 // Host calls go through the raw ABI (proxy-wasm 0.2.1, the "env" imports at the end of this
 // file): the SDK's wrappers panic on any status they do not expect, which would kill the VM
@@ -60,7 +60,7 @@ unsafe fn take(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     }
 }
 
-/// Request headers: the host's serialized map, read in place (`headers.rs`).
+/// Request headers: the host's serialized map, read in place (`http/headers.rs`).
 pub fn request_headers() -> Headers {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;

@@ -16,14 +16,15 @@ use super::fetcher::update_state;
 use super::host::{self, Metrics};
 use super::keycache::KeyCache;
 use super::waiters::{self, Waiter, Waiters};
-use crate::clock::Clock;
-use crate::config::{Config, KeySource};
+use crate::config::Config;
 use crate::decide::{
     decide, decide_at, decide_body, jsonrpc_error, BodyCheck, Decision, Forward, Outcome, Request,
     Retry,
 };
-use crate::headers::Headers;
-use crate::response::Response;
+use crate::http::headers::Headers;
+use crate::http::response::Response;
+use crate::keys::source::KeySource;
+use crate::util::clock::Clock;
 
 /// Why a request is held.
 pub enum Phase {
@@ -67,7 +68,7 @@ pub struct Http {
 }
 
 /// The time for a decision: the exact time is a host call (and renews the coarse time);
-/// the coarse time is the last exact reading this VM made (`clock.rs`).
+/// the coarse time is the last exact reading this VM made (`util/clock.rs`).
 struct HostClock<'a> {
     cache: &'a KeyCache,
 }
@@ -97,7 +98,7 @@ pub fn record(metrics: &Metrics, outcome: &Outcome, headers: &Headers) {
             log::debug!(
                 "denied {} {} ({reason}): {detail}",
                 headers.get(":method").unwrap_or(""),
-                crate::rules::path_only(headers.get(":path").unwrap_or(""))
+                crate::authz::rules::path_only(headers.get(":path").unwrap_or(""))
             );
         }
     }

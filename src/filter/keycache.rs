@@ -7,11 +7,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::host::{self, Metrics};
-use crate::config::{Config, KeySource, Provider};
+use crate::config::Config;
 use crate::decide::KeyStore;
-use crate::jwks::KeySet;
-use crate::keys::{self, FetchState, Freshness};
-use crate::token_cache::TokenCache;
+use crate::keys::jwks::KeySet;
+use crate::keys::source::KeySource;
+use crate::keys::state::{self, FetchState, Freshness};
+use crate::token::cache::TokenCache;
+use crate::token::provider::Provider;
 
 struct Entry {
     version: u64,
@@ -52,12 +54,12 @@ impl KeyCache {
         self.coarse_uses.set(0);
     }
 
-    /// The last exact time in seconds, as a decision's coarse time (`clock.rs`): `None`
+    /// The last exact time in seconds, as a decision's coarse time (`util/clock.rs`): `None`
     /// before the first reading and after `COARSE_MAX_USES` uses of the same one.
     pub fn coarse_secs(&self) -> Option<u64> {
         let uses = self.coarse_uses.get();
         let ms = self.now_ms.get();
-        if ms == 0 || uses >= crate::clock::COARSE_MAX_USES {
+        if ms == 0 || uses >= crate::util::clock::COARSE_MAX_USES {
             return None;
         }
         self.coarse_uses.set(uses + 1);
@@ -67,7 +69,7 @@ impl KeyCache {
     /// Shared-data prefix of a remote provider.
     pub fn prefix(provider: &Provider) -> Option<String> {
         match &provider.keys {
-            KeySource::Remote(r) => Some(keys::shared_prefix(
+            KeySource::Remote(r) => Some(state::shared_prefix(
                 &provider.name,
                 &provider.issuer,
                 &r.uri,
@@ -103,7 +105,7 @@ impl KeyCache {
         let mut changed = false;
         if state.version != 0 && state.version != have {
             if let (Some(stored), _) = host::shared_get(&format!("{prefix}keys")) {
-                if let Some((version, jwks)) = keys::decode_keys(&stored) {
+                if let Some((version, jwks)) = state::decode_keys(&stored) {
                     if version != have {
                         match KeySet::parse(jwks) {
                             Ok(set) if !set.is_empty() => {

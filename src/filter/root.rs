@@ -12,8 +12,9 @@ use super::host::{self, Metrics};
 use super::http::{self, Http, Shared};
 use super::keycache::KeyCache;
 use super::waiters::{self, Wake};
-use crate::config::{Config, KeySource};
+use crate::config::Config;
 use crate::decide::decide;
+use crate::keys::source::KeySource;
 
 /// Tick period while any provider's keys are remote.
 const TICK_MS: u64 = 100;
@@ -110,7 +111,7 @@ impl Root {
                  allow_on_headers_stop_iteration: true"
             );
             if host::switch_to(id) {
-                let r = crate::response::Response::new(408)
+                let r = crate::http::response::Response::new(408)
                     .error_body("invalid_request", "the request body did not arrive in time");
                 let outcome = crate::decide::Outcome::Denied {
                     reason: "body_timeout",

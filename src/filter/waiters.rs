@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::decide::Outcome;
-use crate::response::Response;
+use crate::http::response::Response;
 
 pub struct Waiter {
     pub context_id: u32,
@@ -16,7 +16,7 @@ pub struct Waiter {
     /// Milliseconds since the epoch.
     pub deadline: u64,
     /// The request headers, to decide again on wake-up.
-    pub headers: crate::headers::Headers,
+    pub headers: crate::http::headers::Headers,
     /// The answer if no newer keys arrive in time.
     pub fallback: Response,
     pub fallback_outcome: Outcome,

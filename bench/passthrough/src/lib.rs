@@ -7,7 +7,7 @@
 //! else, so `make bench` can price one host call: `t` reads the clock, `h` reads the request
 //! headers as the SDK copies them (a `String` per name and value), `p` reads them as the filter
 //! does (one raw buffer, src/filter/host.rs), `v` reads `:path`, `:method` and `Authorization`
-//! one host call each, `n` reads the ten headers the filter's decision looks at (src/decision_headers.rs)
+//! one host call each, `n` reads the ten headers the filter's decision looks at (src/http/decision_headers.rs)
 //! one host call each, `u` reads `Authorization` alone, `x` asks for a header that is not there
 //! (a host call that allocates nothing), `m` increments a counter, `a` adds a request
 //! header (`x-bench`), `r` removes `x-bench`, `z` removes `Authorization`, `l` answers with
@@ -149,7 +149,7 @@ fn raw_pairs() -> usize {
 }
 
 /// The request headers the filter's decision reads: the filter's own list.
-#[path = "../../../src/decision_headers.rs"]
+#[path = "../../../src/http/decision_headers.rs"]
 mod decision_headers;
 use decision_headers::NAMES;
 

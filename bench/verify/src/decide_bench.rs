@@ -10,11 +10,11 @@
 use std::cell::RefCell;
 use std::time::SystemTime;
 
-use mcp_edge_auth::clock::Fixed;
 use mcp_edge_auth::config::Config;
 use mcp_edge_auth::decide::{decide_at, ConfiguredKeysWithCache, Decision, Request};
-use mcp_edge_auth::headers::Headers;
-use mcp_edge_auth::token_cache::TokenCache;
+use mcp_edge_auth::http::headers::Headers;
+use mcp_edge_auth::token::cache::TokenCache;
+use mcp_edge_auth::util::clock::Fixed;
 
 /// The header map as Envoy serializes it for `proxy_get_header_map_pairs`, for a request
 /// like wrk's behind Envoy's HTTP connection manager.

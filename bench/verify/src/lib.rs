@@ -16,8 +16,9 @@ use std::time::SystemTime;
 mod decide_bench;
 mod rsa10_reference;
 
-use mcp_edge_auth::jwks::KeySet;
-use mcp_edge_auth::signature::{self, Alg};
+use mcp_edge_auth::keys::alg::Alg;
+use mcp_edge_auth::keys::jwks::KeySet;
+use mcp_edge_auth::token::signature;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use rsa10_reference::rsa10_verify;
@@ -81,7 +82,8 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
     let token = text("token")?;
 
     let (input, sig_b64) = token.rsplit_once('.').ok_or("token has no signature")?;
-    let sig = mcp_edge_auth::b64::decode_segment(sig_b64).ok_or("signature is not base64url")?;
+    let sig =
+        mcp_edge_auth::crypto::b64::decode_segment(sig_b64).ok_or("signature is not base64url")?;
     let input = input.as_bytes();
 
     let mut check: Box<dyn FnMut() -> bool> = match backend {
@@ -105,7 +107,7 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
                 .keys
                 .into_iter()
                 .find_map(|k| match k.key {
-                    mcp_edge_auth::jwks::PublicKey::P256(p) => Some(p),
+                    mcp_edge_auth::keys::jwks::PublicKey::P256(p) => Some(p),
                     _ => None,
                 })
                 .ok_or("no P-256 key")?;
@@ -124,7 +126,7 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
     ))
 }
 
-/// ES256 as the p256 crate checks it (what `signature::verify` did before src/p256_verify.rs).
+/// ES256 as the p256 crate checks it (what `signature::verify` did before src/crypto/p256.rs).
 fn p256_verify(key: &p256::ecdsa::VerifyingKey, input: &[u8], sig: &[u8]) -> bool {
     use p256::ecdsa::signature::DigestVerifier;
     use sha2::Digest;
@@ -173,7 +175,7 @@ fn b64_check() -> String {
     let reference = |b: u8| matches!(b, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
     let good: Vec<u8> = (0..44).map(|i| b"aZ09-._~+/=Qm"[i % 13]).collect();
     let (mut cases, mut mismatches) = (0usize, Vec::new());
-    if !mcp_edge_auth::extract::is_b64token(&good) {
+    if !mcp_edge_auth::http::extract::is_b64token(&good) {
         mismatches.push("the all-valid token".to_string());
     }
     for at in 0..good.len() {
@@ -181,7 +183,7 @@ fn b64_check() -> String {
             let mut t = good.clone();
             t[at] = b;
             cases += 1;
-            if mcp_edge_auth::extract::is_b64token(&t) != reference(b) {
+            if mcp_edge_auth::http::extract::is_b64token(&t) != reference(b) {
                 mismatches.push(format!("byte {b:#04x} at {at}"));
             }
         }
@@ -198,7 +200,7 @@ fn b64_check() -> String {
 /// `==` and `<[u8]>::is_ascii`: every length up to 80 (five blocks and tails), one byte
 /// changed at every position (one bit, or to 0x80 / 0xff).
 fn bytes_check() -> String {
-    use mcp_edge_auth::bytes::{is_ascii, same_bytes};
+    use mcp_edge_auth::util::bytes::{is_ascii, same_bytes};
     let (mut cases, mut mismatches) = (0usize, Vec::new());
     for len in 0..=80usize {
         let a: Vec<u8> = (0..len).map(|i| b'A' + (i % 50) as u8).collect();
@@ -260,7 +262,7 @@ fn check(c: &serde_json::Value) -> Result<String, String> {
     for t in tokens {
         let t = t.as_str().ok_or("token is not a string")?;
         let (input, sig_b64) = t.rsplit_once('.').ok_or("token has no signature")?;
-        let sig = mcp_edge_auth::b64::decode_segment(sig_b64).ok_or("bad signature")?;
+        let sig = mcp_edge_auth::crypto::b64::decode_segment(sig_b64).ok_or("bad signature")?;
         let k = sig.len();
         let mut variants = vec![sig.clone(), vec![0; k], vec![0xff; k], sig[1..].to_vec()];
         let mut one = vec![0; k];
@@ -305,7 +307,7 @@ fn rsa10_key(jwks: &str) -> Result<rsa10::PublicKey, String> {
     let member = |name: &str| {
         k.get(name)
             .and_then(|x| x.as_str())
-            .and_then(mcp_edge_auth::b64::decode_member)
+            .and_then(mcp_edge_auth::crypto::b64::decode_member)
             .ok_or(format!("bad {name}"))
     };
     let n = rsa10::BoxedUint::from_be_slice_vartime(&member("n")?);

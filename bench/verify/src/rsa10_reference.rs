@@ -1,9 +1,9 @@
-//! The `rsa` 0.10 crate as the reference RSA verifier (what `signature.rs` used before
-//! `rsa_verify.rs`): used by the per-verify benchmark (bench/verify) and by the differential
+//! The `rsa` 0.10 crate as the reference RSA verifier (what `token/signature.rs` used before
+//! `crypto/rsa.rs`): used by the per-verify benchmark (bench/verify) and by the differential
 //! tests (tests/rsa_differential.rs, which include this file by path), so both compare against
 //! exactly the same thing.
 
-use mcp_edge_auth::signature::Alg;
+use mcp_edge_auth::keys::alg::Alg;
 
 /// Verifies an RS*/PS* signature with `rsa` 0.10; `false` for other algorithms and for a
 /// signature whose length is not the modulus length.

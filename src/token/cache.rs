@@ -18,9 +18,9 @@ use std::sync::{Arc, Weak};
 
 use serde_json::{Map, Value};
 
-use crate::jwks::{KeySet, PublicKey};
-use crate::signature::Alg;
-use crate::verify::{Times, VerifiedToken};
+use crate::keys::alg::Alg;
+use crate::keys::jwks::{KeySet, PublicKey};
+use crate::token::verify::{Times, VerifiedToken};
 
 pub const DEFAULT_MAX_ENTRIES: usize = 1024;
 pub const DEFAULT_MAX_BYTES: usize = 4 * 1024 * 1024;
@@ -190,7 +190,8 @@ impl TokenCache {
         let Some(e) = self.map.get_mut(&k) else {
             return Err(Miss::Absent);
         };
-        if e.provider != provider || !crate::bytes::same_bytes(e.token.as_bytes(), token.as_bytes())
+        if e.provider != provider
+            || !crate::util::bytes::same_bytes(e.token.as_bytes(), token.as_bytes())
         {
             return Err(Miss::Absent);
         }
@@ -317,7 +318,7 @@ mod tests {
 
     fn keys(seed: u8) -> Arc<KeySet> {
         let pk = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([seed; 32])).pk;
-        let doc = json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x": crate::b64::encode(pk.as_ref())}]});
+        let doc = json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x": crate::crypto::b64::encode(pk.as_ref())}]});
         Arc::new(KeySet::parse(doc.to_string().as_bytes()).unwrap())
     }
 

@@ -6,7 +6,7 @@
 //! edge. Without a list any origin may call (bearer tokens are not ambient credentials) and
 //! answers carry `Access-Control-Allow-Origin: *`.
 
-use crate::response::{Response, EXPOSE_HEADERS};
+use crate::http::response::{Response, EXPOSE_HEADERS};
 
 const ALLOW_ORIGIN: &str = "access-control-allow-origin";
 const EXPOSE: &str = "access-control-expose-headers";

@@ -33,7 +33,7 @@ pub struct Rule {
     /// Scopes every request on this rule needs (all of them).
     pub required_scopes: Vec<String>,
     /// MCP-aware checks of POST bodies (methods, tools, prompts, resources).
-    pub mcp: Option<crate::policy::McpRule>,
+    pub mcp: Option<crate::authz::policy::McpRule>,
     /// The `scope` of this rule's 401 challenge, from [`challenge_scope`] (set by the
     /// configuration; empty: no `scope` parameter).
     pub challenge_scope: String,
@@ -48,7 +48,7 @@ pub fn challenge_scope(rule: &Rule, prefix: Option<&str>, scopes_supported: &[St
     } else {
         rule.required_scopes
             .iter()
-            .map(|s| crate::policy::requestable(s, prefix))
+            .map(|s| crate::authz::policy::requestable(s, prefix))
             .collect::<Vec<_>>()
             .join(" ")
     }

@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use crate::jwks::KeySet;
-use crate::signature::printable;
+use crate::keys::jwks::KeySet;
+use crate::util::text::printable;
 
 /// Default cap on a JWKS or discovery response body.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 512 * 1024;
@@ -184,7 +184,7 @@ mod tests {
     const LIMIT: usize = 4096;
 
     fn ed_jwks() -> Vec<u8> {
-        serde_json::json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"a","x": crate::b64::encode(&[3u8;32])}]})
+        serde_json::json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"a","x": crate::crypto::b64::encode(&[3u8;32])}]})
             .to_string()
             .into_bytes()
     }

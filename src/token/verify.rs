@@ -8,12 +8,14 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::b64;
-use crate::bytes::same_bytes;
-use crate::config::{is_guid, IssuerPattern, Provider};
-use crate::json::parse_object;
-use crate::jwks::{KeySet, PublicKey};
-use crate::signature::{self, printable, Alg, AlgError};
+use crate::crypto::b64;
+use crate::keys::alg::{Alg, AlgError};
+use crate::keys::jwks::{KeySet, PublicKey};
+use crate::token::provider::{is_guid, IssuerPattern, Provider};
+use crate::token::signature;
+use crate::util::bytes::same_bytes;
+use crate::util::json::parse_object;
+use crate::util::text::printable;
 
 /// A token whose signature and claims checked out.
 #[derive(Clone, Debug)]
@@ -779,7 +781,7 @@ mod tests {
         )
         .unwrap();
         let p = &cfg.providers[0];
-        let crate::config::KeySource::Local(keys) = &p.keys else {
+        let crate::keys::source::KeySource::Local(keys) = &p.keys else {
             panic!("local keys")
         };
         let token = |c: Value| {

@@ -5,8 +5,36 @@ use std::borrow::Cow;
 
 use serde_json::{json, Map, Value};
 
-use crate::config::ProtectedResource;
-use crate::response::Response;
+use crate::http::response::Response;
+
+/// What the RFC 9728 document says (values the operator set, or defaults).
+#[derive(Clone, Debug, Default)]
+pub struct ProtectedResource {
+    /// Absolute URL of the protected resource; derived from the request when absent.
+    pub resource: Option<String>,
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    pub resource_name: Option<String>,
+    pub resource_documentation: Option<String>,
+    pub resource_policy_uri: Option<String>,
+    pub resource_tos_uri: Option<String>,
+    /// Derived once when `resource` is configured (every answer would compute the same):
+    /// the challenges' `resource_metadata` URL and the metadata document's JSON bytes.
+    pub metadata_url: Option<String>,
+    pub document: Option<Vec<u8>>,
+}
+
+impl ProtectedResource {
+    /// Fills the derived fields from `resource`.
+    pub fn prepared(mut self) -> ProtectedResource {
+        self.metadata_url = self.resource.as_deref().map(metadata_url_for_resource);
+        self.document = self
+            .resource
+            .as_deref()
+            .and_then(|r| serde_json::to_vec(&document(&self, r)).ok());
+        self
+    }
+}
 
 /// RFC 9728 §3: the well-known suffix.
 pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -157,7 +185,7 @@ pub fn not_found(path: &str) -> Response {
         "not_found",
         &format!(
             "no protected resource metadata for {}",
-            crate::challenge::sanitize(path)
+            crate::http::challenge::sanitize(path)
         ),
     )
 }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::json::parse_object;
+use crate::util::json::parse_object;
 
 /// One element of a request body, as far as authorization cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,8 +179,8 @@ pub fn header_mismatch(
         if h != method {
             return Some(format!(
                 "Mcp-Method header {:?} does not match the body's method {:?}",
-                crate::signature::printable(h),
-                crate::signature::printable(method)
+                crate::util::text::printable(h),
+                crate::util::text::printable(method)
             ));
         }
     }
@@ -188,10 +188,10 @@ pub fn header_mismatch(
         if Some(h) != target {
             return Some(format!(
                 "Mcp-Name header {:?} does not match the body's {}",
-                crate::signature::printable(h),
+                crate::util::text::printable(h),
                 target.map_or("(no name)".to_string(), |t| format!(
                     "{:?}",
-                    crate::signature::printable(t)
+                    crate::util::text::printable(t)
                 ))
             ));
         }

@@ -25,7 +25,7 @@ impl Headers {
         let Some(spans) = spans(&buf) else {
             return Headers::default();
         };
-        if crate::bytes::is_ascii(&buf) {
+        if crate::util::bytes::is_ascii(&buf) {
             // SAFETY: every byte is below 0x80, and ASCII is valid UTF-8. (Nearly every
             // request: `from_utf8` would check the same bytes four at a time in Wasm.)
             let text = unsafe { String::from_utf8_unchecked(buf) };
@@ -100,7 +100,7 @@ impl Headers {
                 .text
                 .as_bytes()
                 .get(ks..ke)
-                .is_some_and(|k| crate::bytes::same_name(k, name.as_bytes()))
+                .is_some_and(|k| crate::util::bytes::same_name(k, name.as_bytes()))
     }
 
     pub fn contains(&self, name: &str) -> bool {

@@ -6,9 +6,10 @@
 
 use std::fmt;
 
-use crate::b64;
-use crate::rsa_verify::RsaPublicKey;
-use crate::signature::{printable, Alg, MIN_RSA_BITS};
+use crate::crypto::b64;
+use crate::crypto::rsa::RsaPublicKey;
+use crate::keys::alg::{Alg, MIN_RSA_BITS};
+use crate::util::text::printable;
 
 /// A public key ready for signature checks.
 #[derive(Clone)]
@@ -16,6 +17,21 @@ pub enum PublicKey {
     Rsa(RsaPublicKey),
     P256(p256::ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
+}
+
+impl Alg {
+    /// Whether `key` is of the type this algorithm needs (kty/crv); the JWK's own
+    /// `alg`, when present, is checked by the caller.
+    pub fn fits(self, key: &PublicKey) -> bool {
+        matches!(
+            (self, key),
+            (
+                Alg::Rs256 | Alg::Rs384 | Alg::Rs512 | Alg::Ps256 | Alg::Ps384 | Alg::Ps512,
+                PublicKey::Rsa(_)
+            ) | (Alg::Es256, PublicKey::P256(_))
+                | (Alg::EdDsa, PublicKey::Ed25519(_))
+        )
+    }
 }
 
 impl PublicKey {

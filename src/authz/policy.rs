@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
-use crate::mcp::Message;
+use crate::authz::mcp::Message;
 
 /// What to do with a method, tool, prompt or resource a rule does not list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct McpRule {
 pub fn granted_scopes(claims: &Map<String, Value>, scope_claims: &[String]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for name in scope_claims {
-        match crate::verify::claim_at(claims, name) {
+        match crate::token::verify::claim_at(claims, name) {
             Some(Value::String(s)) => {
                 out.extend(s.split(' ').filter(|t| !t.is_empty()).map(str::to_string));
             }
@@ -123,7 +123,7 @@ impl Needs {
                 Some(s) => self.add(s),
                 None => {
                     self.forbidden
-                        .push(format!("method {}", crate::signature::printable(method)));
+                        .push(format!("method {}", crate::util::text::printable(method)));
                     continue;
                 }
             }
@@ -140,7 +140,7 @@ impl Needs {
                     Some(s) => self.add(s),
                     None => self
                         .forbidden
-                        .push(format!("{kind} {}", crate::signature::printable(name))),
+                        .push(format!("{kind} {}", crate::util::text::printable(name))),
                 }
             }
         }

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use crate::response::{Response, EXPOSE_HEADERS};
+use crate::http::response::{Response, EXPOSE_HEADERS};
 
 /// The `error_description` of the 401 for a request without a token.
 const MISSING_TOKEN: &str = "a Bearer access token is required";

@@ -38,7 +38,7 @@ impl<'de> Visitor<'de> for UniqueObject {
             if map.contains_key(&key) {
                 return Err(serde::de::Error::custom(format!(
                     "duplicate member {:?}",
-                    crate::signature::printable(&key)
+                    crate::util::text::printable(&key)
                 )));
             }
             map.insert(key, value);
@@ -142,7 +142,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
                 self.failed_at.borrow_mut().get_or_insert(child.path);
                 return Err(serde::de::Error::custom(format!(
                     "duplicate member {:?}",
-                    crate::signature::printable(&key)
+                    crate::util::text::printable(&key)
                 )));
             }
             let value = access.next_value_seed(child)?;

@@ -1,0 +1,353 @@
+//! The configuration's unit tests.
+
+use super::*;
+use serde_json::json;
+
+fn jwks() -> String {
+    json!({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x": crate::crypto::b64::encode(&[9u8;32])}]})
+        .to_string()
+}
+
+fn base() -> serde_json::Value {
+    json!({
+        "providers": {"entra": {
+            "issuer": "https://login.example.com/t/v2.0",
+            "audiences": ["api://x"],
+            "local_jwks": {"inline_string": jwks()},
+            "algorithms": ["EdDSA"],
+            "claim_to_headers": [{"claim_name":"sub","header_name":"X-MCP-Subject"}]
+        }},
+        "rules": [
+            {"match": {"prefix": "/mcp"}, "requires": {"provider_name": "entra"}},
+            {"match": {"path": "/healthz"}}
+        ]
+    })
+}
+
+fn err(v: serde_json::Value) -> ConfigError {
+    Config::parse(v.to_string().as_bytes()).expect_err("must be refused")
+}
+
+#[test]
+fn valid_config_parses_with_defaults() {
+    let c = Config::parse(base().to_string().as_bytes()).expect("valid");
+    assert_eq!(c.providers.len(), 1);
+    let p = &c.providers[0];
+    assert_eq!(p.clock_skew_seconds, 60);
+    assert_eq!(p.algorithms, vec![Alg::EdDsa]);
+    assert_eq!(p.claim_to_headers[0].header_name, "x-mcp-subject");
+    assert_eq!(&*c.strip_unprotected, ["x-mcp-subject"]);
+    assert_eq!(
+        &*c.strip_allowed,
+        [Arc::from([
+            "x-mcp-subject".to_string(),
+            "authorization".to_string()
+        ])]
+    );
+    assert_eq!(c.rules.len(), 2);
+    assert_eq!(c.rules[0].requires, Some(0));
+    assert_eq!(c.unmatched, Unmatched::Deny);
+    assert_eq!(c.max_token_bytes, 8192);
+    assert_eq!(
+        c.protected_resource.authorization_servers,
+        vec!["https://login.example.com/t/v2.0"]
+    );
+}
+
+#[test]
+fn duplicate_members_are_refused_with_their_path() {
+    // serde_json keeps the last of two equal keys; a config must never mean that.
+    let text = base().to_string();
+    let twice = text.replacen(
+        "\"issuer\":",
+        "\"issuer\":\"https://evil.example.com\",\"issuer\":",
+        1,
+    );
+    let e = Config::parse(twice.as_bytes()).expect_err("duplicate issuer");
+    assert_eq!(e.field, "providers.entra.issuer");
+    assert_eq!(
+        e.to_string(),
+        "invalid plugin configuration: providers.entra.issuer: duplicate member \"issuer\""
+    );
+    let two_providers = text.replacen("\"providers\":{", "\"providers\":{\"entra\":{},", 1);
+    let e = Config::parse(two_providers.as_bytes()).expect_err("provider named twice");
+    assert_eq!(e.field, "providers.entra");
+    let e = Config::parse(br#"{"providers":{"a":{"issuer":}}}"#).expect_err("syntax");
+    assert_eq!(e.field, "providers.a.issuer");
+}
+
+#[test]
+fn default_algorithms_are_rs256_and_es256() {
+    let mut v = base();
+    v["providers"]["entra"]
+        .as_object_mut()
+        .unwrap()
+        .remove("algorithms");
+    let c = Config::parse(v.to_string().as_bytes()).unwrap();
+    assert_eq!(c.providers[0].algorithms, vec![Alg::Rs256, Alg::Es256]);
+}
+
+#[test]
+fn refusals_name_the_field() {
+    type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(Mutation, &str, &str)> = vec![
+        (
+            Box::new(|v| v["bogus"] = json!(1)),
+            "bogus",
+            "unknown field `bogus`",
+        ),
+        (
+            Box::new(|v| v["providers"]["entra"]["audience"] = json!("x")),
+            "providers.entra.audience",
+            "unknown field `audience`",
+        ),
+        (
+            Box::new(|v| v["providers"]["entra"]["audiences"] = json!([])),
+            "providers.entra.audiences",
+            "at least one audience",
+        ),
+        (
+            Box::new(|v| v["providers"]["entra"]["audiences"] = json!("api://x")),
+            "providers.entra.audiences",
+            "invalid type",
+        ),
+        (
+            Box::new(|v| v["providers"]["entra"]["algorithms"] = json!(["RS256", "HS256"])),
+            "providers.entra.algorithms[1]",
+            "symmetric algorithm HS256",
+        ),
+        (
+            Box::new(|v| v["providers"]["entra"]["algorithms"] = json!(["none"])),
+            "providers.entra.algorithms[0]",
+            "alg \"none\"",
+        ),
+        (
+            Box::new(|v| v["providers"]["entra"]["algorithms"] = json!(["ES512"])),
+            "providers.entra.algorithms[0]",
+            "unsupported algorithm ES512",
+        ),
+        (
+            Box::new(|v| v["rules"][0]["requires"]["provider_name"] = json!("okta")),
+            "rules[0].requires.provider_name",
+            "no provider named \"okta\"",
+        ),
+        (
+            Box::new(|v| {
+                v["providers"]["entra"]["local_jwks"]["inline_string"] = json!("{not json")
+            }),
+            "providers.entra.local_jwks.inline_string",
+            "JWKS is not valid JSON",
+        ),
+        (
+            Box::new(|v| {
+                v["providers"]["entra"]["local_jwks"]["inline_string"] = json!("{\"keys\":[]}")
+            }),
+            "providers.entra.local_jwks.inline_string",
+            "no usable key",
+        ),
+        (
+            Box::new(|v| {
+                v["providers"]["entra"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("local_jwks");
+            }),
+            "providers.entra",
+            "a key source is required",
+        ),
+        (
+            Box::new(|v| v["rules"][0]["match"] = json!({"prefix":"/a","path":"/b"})),
+            "rules[0].match",
+            "exactly one",
+        ),
+        (
+            Box::new(|v| v["rules"][0]["match"] = json!({"prefix":"mcp"})),
+            "rules[0].match",
+            "must start with '/'",
+        ),
+        (
+            Box::new(|v| {
+                v["providers"]["entra"]["claim_to_headers"][0]["header_name"] =
+                    json!("Authorization")
+            }),
+            "providers.entra.claim_to_headers[0].header_name",
+            "reserved",
+        ),
+        (
+            Box::new(|v| {
+                v["providers"]["entra"]["claim_to_headers"][0]["header_name"] = json!("x y")
+            }),
+            "providers.entra.claim_to_headers[0].header_name",
+            "not a valid header name",
+        ),
+        (
+            Box::new(|v| v["unmatched"] = json!("maybe")),
+            "unmatched",
+            "not \"deny\" or \"allow\"",
+        ),
+        (
+            Box::new(|v| v["protected_resource"] = json!({"authorization_servers": []})),
+            "protected_resource.authorization_servers",
+            "at least one authorization server",
+        ),
+        (
+            Box::new(|v| v["protected_resource"] = json!({"resource": "mcp.example.com"})),
+            "protected_resource.resource",
+            "not an absolute http(s) URL",
+        ),
+        (
+            Box::new(|v| v["protected_resource"] = json!({"scopes_supported": ["a", "a"]})),
+            "protected_resource.scopes_supported[1]",
+            "listed twice",
+        ),
+        (
+            Box::new(|v| v["providers"]["entra"]["clock_skew_seconds"] = json!(-1)),
+            "providers.entra.clock_skew_seconds",
+            "invalid value",
+        ),
+        (
+            Box::new(|v| v["max_token_bytes"] = json!(10)),
+            "max_token_bytes",
+            "between 256 and 65536",
+        ),
+    ];
+    for (mutate, field, msg) in cases {
+        let mut v = base();
+        mutate(&mut v);
+        let e = err(v);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(msg), "{e} should contain {msg:?}");
+        assert!(e.to_string().starts_with("invalid plugin configuration: "));
+    }
+}
+
+fn remote(v: serde_json::Value) -> serde_json::Value {
+    let mut c = base();
+    let p = c["providers"]["entra"].as_object_mut().unwrap();
+    p.remove("local_jwks");
+    for (k, val) in v.as_object().unwrap() {
+        p.insert(k.clone(), val.clone());
+    }
+    c
+}
+
+#[test]
+fn remote_sources_parse_with_defaults() {
+    let c = Config::parse(
+        remote(json!({"remote_jwks": {"http_uri": {"uri": "https://idp.example.com/keys", "cluster": "idp"}}}))
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    let KeySource::Remote(r) = &c.providers[0].keys else {
+        panic!("expected remote");
+    };
+    assert_eq!(r.kind, RemoteKind::Jwks);
+    assert_eq!(r.target.authority, "idp.example.com");
+    assert_eq!(r.target.path, "/keys");
+    assert_eq!(r.cluster, "idp");
+    assert_eq!(r.policy.timeout, 5_000);
+    assert_eq!(r.policy.cache_duration, 600_000);
+    assert_eq!(r.policy.max_stale, 86_400_000);
+    assert_eq!(r.policy.unknown_kid_interval, 30_000);
+    assert_eq!(r.cold_start_wait, 5_000);
+    assert_eq!(r.max_response_bytes, 512 * 1024);
+
+    let c = Config::parse(
+        remote(json!({"discovery": {
+            "http_uri": {"uri": "https://idp.example.com/.well-known/openid-configuration", "cluster": "idp", "timeout": "2s"},
+            "jwks_cluster": "idp_keys", "cache_duration": "60s", "max_stale": "3600s",
+            "unknown_kid_refetch_interval": "5s", "cold_start_wait": "1.5s", "max_response_bytes": 2048
+        }}))
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    let KeySource::Remote(r) = &c.providers[0].keys else {
+        panic!("expected remote");
+    };
+    assert_eq!(
+        r.kind,
+        RemoteKind::Discovery {
+            jwks_cluster: "idp_keys".into()
+        }
+    );
+    assert_eq!(
+        (
+            r.policy.timeout,
+            r.policy.cache_duration,
+            r.policy.max_stale
+        ),
+        (2_000, 60_000, 3_600_000)
+    );
+    assert_eq!(
+        (r.policy.unknown_kid_interval, r.cold_start_wait),
+        (5_000, 1_500)
+    );
+}
+
+#[test]
+fn remote_source_refusals() {
+    let uri = json!({"uri": "https://idp/keys", "cluster": "idp"});
+    let cases = vec![
+        (
+            json!({"remote_jwks": {"http_uri": uri}, "local_jwks": {"inline_string": jwks()}}),
+            "providers.entra",
+            "mutually exclusive",
+        ),
+        (
+            json!({"remote_jwks": {"http_uri": uri}, "discovery": {"http_uri": uri}}),
+            "providers.entra",
+            "mutually exclusive",
+        ),
+        (
+            json!({"remote_jwks": {"http_uri": {"uri": "idp/keys", "cluster": "idp"}}}),
+            "providers.entra.remote_jwks.http_uri.uri",
+            "not an absolute http(s) URI",
+        ),
+        (
+            json!({"remote_jwks": {"http_uri": {"uri": "https://idp/keys", "cluster": " "}}}),
+            "providers.entra.remote_jwks.http_uri.cluster",
+            "Envoy cluster",
+        ),
+        (
+            json!({"remote_jwks": {"http_uri": {"uri": "https://idp/keys"}}}),
+            "providers.entra.remote_jwks.http_uri",
+            "missing field `cluster`",
+        ),
+        (
+            json!({"remote_jwks": {"http_uri": uri, "cache_duration": "10m"}}),
+            "providers.entra.remote_jwks.cache_duration",
+            "not a duration",
+        ),
+        (
+            json!({"remote_jwks": {"http_uri": uri, "jwks_cluster": "x"}}),
+            "providers.entra.remote_jwks.jwks_cluster",
+            "only applies to discovery",
+        ),
+        (
+            json!({"remote_jwks": {"http_uri": {"uri": "https://idp/keys", "cluster": "idp", "timeout": "0s"}}}),
+            "providers.entra.remote_jwks.http_uri.timeout",
+            "between 0.1s and 60s",
+        ),
+        (
+            json!({"discovery": {"http_uri": uri, "max_response_bytes": 10}}),
+            "providers.entra.discovery.max_response_bytes",
+            "between 1024",
+        ),
+    ];
+    for (v, field, msg) in cases {
+        let e = err(remote(v));
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(msg), "{e} should contain {msg:?}");
+    }
+}
+
+#[test]
+fn empty_or_non_object_config_is_refused() {
+    assert!(Config::parse(b"").is_err());
+    assert!(Config::parse(b"  ").is_err());
+    assert!(Config::parse(b"[]").is_err());
+    assert!(Config::parse(b"{}").is_err());
+    assert!(Config::parse(b"{\"providers\":{},\"rules\":[]} x").is_err());
+}

@@ -1,0 +1,10 @@
+//! Cryptographic primitives as pure functions on bytes: base64url, RSA (PKCS#1 v1.5 and
+//! PSS) over a Montgomery modexp, ES256 over P-256. No keys are parsed and no tokens are
+//! read here: `keys/` builds the key types, `token/` calls the checks.
+//!
+//! Uses: `util`.
+
+pub mod b64;
+pub mod modexp;
+pub mod p256;
+pub mod rsa;
