@@ -3,7 +3,8 @@
 #   make deps     Rust wasm32-wasip1 target (+ clippy, rustfmt); Envoy 1.40.0 in .venv (idempotent)
 #   make build    the filter module: target/wasm/mcp_edge_auth.wasm (cargo, then wasm-opt -O3)
 #   make test     fmt check, clippy (host + wasm), demo config validation, cargo test --workspace
-#   make run      the demo: devstack (IdP :9000, MCP server :9100) + Envoy :10000
+#   make run      the demo: devstack (IdP :9000, MCP server :9100) + Envoy :10000; the console
+#                 shows the filter's log lines and the access log (Envoy's full log: .run/envoy.log)
 #   make image    the module as an OCI image (buildah, from the Dockerfile): target/image/mcp-edge-auth.tar,
 #                 an OCI archive in the Wasm image spec's "compat" layout (OCI manifest, one
 #                 tar+gzip layer holding plugin.wasm), which Istio's and Envoy Gateway's oci://
