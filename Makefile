@@ -4,7 +4,14 @@
 #   make build    the filter module: target/wasm/mcp_edge_auth.wasm (cargo, then wasm-opt -O3)
 #   make test     fmt check, module graph check, clippy (host + wasm), demo config validation, cargo test --workspace
 #   make modgraph the crate's parts and the parts each uses; fails on a circle or an upward import
-#   make run      the demo: devstack (IdP :9000, MCP server :9100) + Envoy :10000
+#   make run      the demo: devstack (IdP :9000, MCP server :9100) + Envoy :10000; the console
+#                 shows the filter's log lines and the access log (Envoy's full log: .run/envoy.log)
+#   make image    the module as an OCI image (buildah, from the Dockerfile): target/image/mcp-edge-auth.tar,
+#                 an OCI archive in the Wasm image spec's "compat" layout (OCI manifest, one
+#                 tar+gzip layer holding plugin.wasm), which Istio's and Envoy Gateway's oci://
+#                 pullers take; its manifest digest in target/image/digest. Push it with
+#                 skopeo copy oci-archive:target/image/mcp-edge-auth.tar docker://<registry>/<repo>:<tag>
+#                 (tests/image.rs pushes it to a local registry, pulls it back, runs it in Envoy)
 #   make bench          the benchmark against Envoy's jwt_authn; writes bench/RESULTS.md
 #   make bench-instructions   instructions per request, Envoy under callgrind (steady, unlike req/s)
 #   make bench-hostcalls   the price of one host call (pass-through module, Envoy under callgrind)
@@ -26,7 +33,7 @@ RAW := target/$(WASM_TARGET)/release
 WASM := target/wasm/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
-.PHONY: bench profile-v8 bench-instructions bench-hostcalls bench-verify rsa-diff p256-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check modgraph clippy clippy-host clippy-wasm demo-config run clean distclean
+.PHONY: image bench profile-v8 bench-instructions bench-hostcalls bench-verify rsa-diff p256-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check modgraph clippy clippy-host clippy-wasm demo-config run clean distclean
 
 deps:
 	@bash scripts/deps.sh
@@ -44,11 +51,14 @@ build: deps
 # Cheap checks first, then the tests (integration tests run the real Envoy with $(WASM)).
 test: build fmt-check modgraph clippy demo-config unit
 
-# The last line sums every cargo test binary: "total: N passed, N failed".
+# The last line sums every cargo test binary: "total: N passed, N failed, N skipped". A test
+# that cannot run here (tests/image.rs without buildah) prints a "SKIPPED: " line and is
+# counted as skipped, not passed.
 unit: build
 	@mkdir -p .run
 	$(CARGO) test --workspace 2>&1 | tee .run/test.log
-	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "\ntotal: %d passed, %d failed\n", p, f}' .run/test.log
+	@awk '/^test result:/ {p += $$4; f += $$6} /^SKIPPED: / {s++; print} \
+	  END {printf "\ntotal: %d passed, %d failed, %d skipped\n", p - s, f, s}' .run/test.log
 
 fmt:
 	$(CARGO) fmt --all
@@ -74,6 +84,10 @@ demo-config: build
 
 run:
 	@bash scripts/run-demo.sh
+
+# Needs buildah (make deps installs it as root); see scripts/image.sh.
+image: build
+	@bash scripts/image.sh
 
 # Fuzzing (nightly + cargo-fuzz): FUZZ_SECONDS per target (default 60); `fuzz-smoke` is
 # the short run CI does. Seeds: fuzz/corpus/<target> (checked in); the growing corpus goes

