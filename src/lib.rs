@@ -21,6 +21,7 @@ pub mod jwks;
 pub mod keys;
 pub mod mcp;
 pub mod modexp;
+pub mod oauth;
 pub mod p256_verify;
 pub mod policy;
 pub mod prm;
