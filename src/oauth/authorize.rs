@@ -20,7 +20,8 @@ use super::settings::{ConsentMode, Settings};
 pub const MAX_STATE: usize = 1024;
 
 /// A checked authorization request, waiting for consent (sealed into the consent form).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` leaves out the CSRF token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     /// [`client_hash`] of the client id.
     #[serde(rename = "c")]
@@ -45,6 +46,17 @@ pub struct Pending {
     pub csrf: String,
     #[serde(rename = "k", default)]
     pub cookie_id: String,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("client", &self.client)
+            .field("name", &self.name)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Is `presented` the configured resource (one trailing `/` either way tolerated)?
@@ -268,7 +280,7 @@ mod tests {
         let rest =
             format!("response_type=code&code_challenge={CHALLENGE}&code_challenge_method=S256");
         for q in [
-            format!("{rest}"),
+            rest.clone(),
             format!("client_id={foreign}&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&{rest}"),
             format!("client_id={state_blob}&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&{rest}"),
             format!("client_id={id}&redirect_uri=https%3A%2F%2Fevil.com%2Fcb&{rest}"),
@@ -292,7 +304,7 @@ mod tests {
             (format!("response_type=code&code_challenge={CHALLENGE}&resource=https%3A%2F%2Fother.example.com%2Fmcp"), "invalid_target"),
             (format!("response_type=code&code_challenge={CHALLENGE}&scope=admin"), "invalid_scope"),
             (format!("response_type=code&code_challenge={CHALLENGE}&scope=a%09b"), "invalid_scope"),
-            (format!("response_type=code&code_challenge=short"), "invalid_request"),
+            ("response_type=code&code_challenge=short".to_string(), "invalid_request"),
         ] {
             let r = run(&good_query(&extra));
             assert_eq!(r.status, 302, "{extra}");

@@ -37,8 +37,9 @@ const CSRF_COOKIE: &str = "mcp-csrf-";
 const BIND_COOKIE: &str = "mcp-bind-";
 const APPROVAL_COOKIE: &str = "mcp-ok-";
 
-/// The upstream `state`: everything the callback needs, sealed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The upstream `state`: everything the callback needs, sealed. `Debug` leaves out the
+/// verifier and the binding value.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flow {
     #[serde(rename = "c")]
     pub client: String,
@@ -61,6 +62,17 @@ pub struct Flow {
     /// Names the binding cookie.
     #[serde(rename = "k")]
     pub cookie_id: String,
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow")
+            .field("client", &self.client)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scopes", &self.scopes)
+            .field("cookie_id", &self.cookie_id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -405,6 +405,15 @@ fn full_flow_with_refresh_rotation() {
         Some("UP-RT-2")
     );
 
+    // Debug of what the glue may log.
+    let flow_state = up.get("state").unwrap();
+    let (flow, _) = h
+        .keys
+        .open_json::<super::consent::Flow>(Kind::State, flow_state, h.now)
+        .unwrap();
+    let d = format!("{flow:?} {:?}", h.settings);
+    assert!(!d.contains(&flow.verifier) && !d.contains(&flow.binding));
+    assert!(!d.contains("TOP-SECRET-VALUE"));
     for s in &h.seen {
         assert!(!s.contains("TOP-SECRET-VALUE"), "secret leaked: {s}");
         assert!(!s.contains("UP-RT"), "upstream refresh token leaked: {s}");
@@ -429,7 +438,8 @@ fn token_endpoint_hostile_cases() {
     let mid = tampered.len() / 2;
     tampered[mid] = if tampered[mid] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("code_verifier", &wrong_verifier)],
             400,

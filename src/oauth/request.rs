@@ -6,8 +6,9 @@ use super::seal::Keys;
 use super::settings::Settings;
 
 /// The parts of a request the façade reads. Header names are the glue's business; only the
-/// values arrive here.
-#[derive(Clone, Copy, Debug, Default)]
+/// values arrive here. `Debug` shows neither the query, the cookies nor the body (codes,
+/// tokens, CSRF and binding values travel there).
+#[derive(Clone, Copy, Default)]
 pub struct Request<'a> {
     pub method: &'a str,
     /// The `:path`, query included.
@@ -19,6 +20,21 @@ pub struct Request<'a> {
     pub content_type: Option<&'a str>,
     pub authorization: Option<&'a str>,
     pub body: &'a [u8],
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &super::form::split_path(self.path).0)
+            .field("cookies", &self.cookies.len())
+            .field("origin", &self.origin)
+            .field("sec_fetch_site", &self.sec_fetch_site)
+            .field("content_type", &self.content_type)
+            .field("authorization", &self.authorization.map(|_| "present"))
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl<'a> Request<'a> {
@@ -44,5 +60,29 @@ impl std::fmt::Debug for Ctx<'_> {
             .field("keys", &self.keys)
             .field("now", &self.now)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_query_cookies_and_body() {
+        let cookies = ["__Host-mcp-bind-x=BINDING"];
+        let r = Request {
+            method: "POST",
+            path: "/auth/callback?code=UPSTREAM-CODE",
+            cookies: &cookies,
+            authorization: Some("Basic SECRET"),
+            body: b"code_verifier=VERIFIER",
+            ..Request::default()
+        };
+        let d = format!("{r:?}");
+        for s in ["UPSTREAM-CODE", "BINDING", "SECRET", "VERIFIER"] {
+            assert!(!d.contains(s), "{d}");
+        }
+        assert!(d.contains("/auth/callback"));
+        assert_eq!(r.query(), "code=UPSTREAM-CODE");
     }
 }

@@ -307,7 +307,8 @@ mod tests {
 
     #[test]
     fn inconsistent_settings_refused() {
-        let cases: Vec<Box<dyn Fn(&mut Spec)>> = vec![
+        type Change = Box<dyn Fn(&mut Spec)>;
+        let cases: Vec<Change> = vec![
             Box::new(|s| s.issuer = "mcp.example.com".into()),
             Box::new(|s| s.issuer = "https://".into()),
             Box::new(|s| s.issuer = "https://a.com/?x".into()),
