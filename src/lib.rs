@@ -12,6 +12,7 @@
 //! | `filter/` | host glue: contexts, callouts, shared data, metrics (wasm32 only) |
 //! | [`decide`] | the request pipeline: request + time + keys in, verdict out |
 //! | [`config`] | plugin JSON → validated settings for every part |
+//! | [`oauth`] | the sign-in façade for IdPs without client registration (not wired yet) |
 //! | [`authz`] | route rules, scope policy, MCP JSON-RPC inspection |
 //! | [`token`] | JWS parsing, claims, verification, the verified-token cache |
 //! | [`keys`] | JWKS parsing, key-set state machine, fetch shapes, key sources |
@@ -25,6 +26,7 @@ pub mod crypto;
 pub mod decide;
 pub mod http;
 pub mod keys;
+pub mod oauth;
 pub mod token;
 pub mod util;
 
