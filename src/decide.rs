@@ -197,6 +197,10 @@ pub mod state {
     pub const TOOL: &str = "mcp_edge_auth.tool";
     pub const DECISION: &str = "mcp_edge_auth.decision";
     pub const REASON: &str = "mcp_edge_auth.reason";
+    /// Every name, in the order a decision publishes them.
+    pub const ALL: [&str; 9] = [
+        SUBJECT, CLIENT_ID, TENANT, PROVIDER, SCOPES, MCP_METHOD, TOOL, DECISION, REASON,
+    ];
 }
 
 /// What a decision tells the rest of Envoy besides its outcome (filter state for access logs,
