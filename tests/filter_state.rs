@@ -1,7 +1,8 @@
 //! Issue 21, part 2: the filter's decision as Envoy filter state, read by the rest of Envoy.
 //! The real Envoy 1.40 with the built module, the access log format shipped in
-//! `envoy/recipes/entra.yaml` writing to a file, an RBAC filter after ours that denies one
-//! subject by its filter state, and a local rate limit keyed on the subject.
+//! `envoy/recipes/entra.yaml` writing to a file, and after the filter the RBAC policy (one
+//! subject denied by its filter state) and the local rate limit keyed on the subject that
+//! docs/CONFIG.md shows.
 
 #![allow(
     clippy::unwrap_used,
@@ -46,8 +47,32 @@ fn q(s: &str) -> String {
     Value::String(s.to_string()).to_string()
 }
 
-/// The HCM's access log (a file) and, after the Wasm filter, RBAC denying subject `mallory`
-/// and a local rate limit of 2 requests a minute per subject.
+/// The HTTP filters docs/CONFIG.md shows ("Filter state for access logs, RBAC and rate
+/// limits": RBAC denying subject `mallory`, a local rate limit of 2 requests a minute for
+/// subject `rate-limited`), indented for the test bootstrap's filter list.
+fn doc_filters() -> String {
+    let text = deploy_support::read("docs/CONFIG.md");
+    let section = text
+        .split("## Filter state for access logs, RBAC and rate limits")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the filter state section of docs/CONFIG.md");
+    let mut out = String::new();
+    let mut found = 0;
+    for block in section.split("```yaml\n").skip(1) {
+        let block = block.split("```").next().unwrap_or("");
+        if block.starts_with("- name: envoy.filters.http.") {
+            found += 1;
+            for line in block.lines() {
+                out.push_str(&format!("          {line}\n"));
+            }
+        }
+    }
+    assert_eq!(found, 2, "the RBAC and the rate limit examples");
+    out
+}
+
+/// The HCM's access log (a file) and, after the Wasm filter, the filters of [`doc_filters`].
 fn edit(log: PathBuf, format: String) -> impl Fn(String) -> String {
     move |yaml: String| {
         let access_log = format!(
@@ -64,45 +89,10 @@ fn edit(log: PathBuf, format: String) -> impl Fn(String) -> String {
             path = q(&log.to_string_lossy()),
             format = q(&format),
         );
-        let filters = r#"          - name: envoy.filters.http.rbac
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
-              rules:
-                action: DENY
-                policies:
-                  blocked-subject:
-                    permissions: [{ any: true }]
-                    principals:
-                    - filter_state:
-                        key: wasm.mcp_edge_auth.subject
-                        string_match: { exact: mallory }
-          - name: envoy.filters.http.local_ratelimit
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
-              stat_prefix: per_subject
-              token_bucket: { max_tokens: 100000, tokens_per_fill: 100000, fill_interval: 1s }
-              filter_enabled:
-                runtime_key: per_subject_enabled
-                default_value: { numerator: 100, denominator: HUNDRED }
-              filter_enforced:
-                runtime_key: per_subject_enforced
-                default_value: { numerator: 100, denominator: HUNDRED }
-              descriptors:
-              - entries: [{ key: subject, value: rate-limited }]
-                token_bucket: { max_tokens: 2, tokens_per_fill: 2, fill_interval: 60s }
-              rate_limits:
-              - actions:
-                - extension:
-                    name: envoy.rate_limit_descriptors.expr
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.rate_limit_descriptors.expr.v3.Descriptor
-                      descriptor_key: subject
-                      text: "filter_state['wasm.mcp_edge_auth.subject']"
-                      skip_if_error: true
-          - name: envoy.filters.http.router
-"#;
+        let mut filters = doc_filters();
+        filters.push_str("          - name: envoy.filters.http.router\n");
         let yaml = yaml.replacen("          stat_prefix: ingress\n", &access_log, 1);
-        yaml.replacen("          - name: envoy.filters.http.router\n", filters, 1)
+        yaml.replacen("          - name: envoy.filters.http.router\n", &filters, 1)
     }
 }
 
