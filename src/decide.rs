@@ -25,6 +25,7 @@ use crate::http::response::{Response, EXPOSE_HEADERS, MCP_ALLOW_HEADERS};
 use crate::keys::jwks::KeySet;
 use crate::keys::source::KeySource;
 use crate::token::cache::{SetHeaders, TokenCache};
+use crate::token::identity::{Identity, SharedIdentity};
 use crate::token::provider::Provider;
 use crate::token::verify::{self, claim_at, VerifyError};
 use crate::util::clock::{Clock, Fixed, COARSE_MAX_LAG};
@@ -163,6 +164,87 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The outcome's name, as in the metric `mcp_edge_auth.<label>`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Allowed { .. } => "allowed",
+            Outcome::Unprotected => "unprotected",
+            Outcome::PrmServed => "prm_served",
+            Outcome::Preflight => "preflight",
+            Outcome::Denied { .. } => "denied",
+        }
+    }
+
+    /// The `decision` and (for a denial) `reason` filter state of this outcome.
+    pub fn filter_state(&self, set: &mut dyn FnMut(&'static str, &str)) {
+        set(state::DECISION, self.label());
+        if let Outcome::Denied { reason, .. } = self {
+            set(state::REASON, reason);
+        }
+    }
+}
+
+/// The names under which a decision is published as Envoy filter state (proxy-wasm
+/// properties: Envoy's key is `wasm.` + the name, docs/CONFIG.md).
+pub mod state {
+    pub const SUBJECT: &str = "mcp_edge_auth.subject";
+    pub const CLIENT_ID: &str = "mcp_edge_auth.client_id";
+    pub const TENANT: &str = "mcp_edge_auth.tenant";
+    pub const PROVIDER: &str = "mcp_edge_auth.provider";
+    pub const SCOPES: &str = "mcp_edge_auth.scopes";
+    pub const MCP_METHOD: &str = "mcp_edge_auth.mcp_method";
+    pub const TOOL: &str = "mcp_edge_auth.tool";
+    pub const DECISION: &str = "mcp_edge_auth.decision";
+    pub const REASON: &str = "mcp_edge_auth.reason";
+    /// Every name, in the order a decision publishes them.
+    pub const ALL: [&str; 9] = [
+        SUBJECT, CLIENT_ID, TENANT, PROVIDER, SCOPES, MCP_METHOD, TOOL, DECISION, REASON,
+    ];
+}
+
+/// What a decision tells the rest of Envoy besides its outcome (filter state for access logs,
+/// RBAC and rate limits; `filter/http.rs` sets one property per non-empty value). Never the
+/// token or a claim of an unverified one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    /// The verified token's identity (rendered once per token, kept in its cache entry).
+    /// `None` without a verified token, and in the body decision of an MCP POST (its header
+    /// phase published it).
+    pub identity: Option<SharedIdentity>,
+    /// The JSON-RPC methods of an MCP body (a batch's distinct ones, comma-separated).
+    pub mcp_method: Option<String>,
+    /// The tools its `tools/call` messages name (distinct, comma-separated).
+    pub tool: Option<String>,
+}
+
+impl Published {
+    fn identity(identity: &SharedIdentity) -> Published {
+        Published {
+            identity: Some(Arc::clone(identity)),
+            ..Published::default()
+        }
+    }
+
+    /// Calls `set` for each non-empty value, with its name.
+    pub fn filter_state(&self, set: &mut dyn FnMut(&'static str, &str)) {
+        let mut put = |name: &'static str, value: &str| {
+            if !value.is_empty() {
+                set(name, value);
+            }
+        };
+        if let Some(id) = &self.identity {
+            put(state::SUBJECT, &id.subject);
+            put(state::CLIENT_ID, &id.client_id);
+            put(state::TENANT, &id.tenant);
+            put(state::PROVIDER, &id.provider);
+            put(state::SCOPES, &id.scopes);
+        }
+        put(state::MCP_METHOD, self.mcp_method.as_deref().unwrap_or(""));
+        put(state::TOOL, self.tool.as_deref().unwrap_or(""));
+    }
+}
+
 /// Changes to the request when it goes on to the backend.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Forward {
@@ -202,6 +284,7 @@ pub enum Decision {
     Continue {
         forward: Forward,
         outcome: Outcome,
+        published: Published,
     },
     /// The token is good; apply `forward` now, then hold the request until its body has
     /// been checked with [`decide_body`].
@@ -209,11 +292,13 @@ pub enum Decision {
         forward: Forward,
         check: BodyCheck,
         outcome: Outcome,
+        published: Published,
     },
     Respond {
         response: Response,
         outcome: Outcome,
         retry: Option<Retry>,
+        published: Published,
     },
 }
 
@@ -223,6 +308,24 @@ impl Decision {
             Decision::Continue { outcome, .. }
             | Decision::NeedBody { outcome, .. }
             | Decision::Respond { outcome, .. } => outcome,
+        }
+    }
+
+    /// What this decision publishes as filter state, each non-empty value once with its name
+    /// ([`state`]): the identity and MCP call it carries, then (unless the body still has to
+    /// decide) the outcome.
+    pub fn filter_state(&self, set: &mut dyn FnMut(&'static str, &str)) {
+        match self {
+            Decision::Continue {
+                outcome, published, ..
+            }
+            | Decision::Respond {
+                outcome, published, ..
+            } => {
+                published.filter_state(set);
+                outcome.filter_state(set);
+            }
+            Decision::NeedBody { published, .. } => published.filter_state(set),
         }
     }
 }
@@ -239,7 +342,18 @@ fn denied(
             detail: detail.into(),
         },
         retry: None,
+        published: Published::default(),
     }
+}
+
+/// `d` with what it publishes set to `p`.
+fn publishing(mut d: Decision, p: Published) -> Decision {
+    match &mut d {
+        Decision::Continue { published, .. }
+        | Decision::NeedBody { published, .. }
+        | Decision::Respond { published, .. } => *published = p,
+    }
+    d
 }
 
 /// Decides what to do with a request. `now` is seconds since the epoch.
@@ -324,6 +438,7 @@ fn decide_headers(
             Unmatched::Allow => Decision::Continue {
                 forward: strip_claim_headers(),
                 outcome: Outcome::Unprotected,
+                published: Published::default(),
             },
             Unmatched::Deny => denied(
                 Response::new(403).error_body("access_denied", "no rule allows this path"),
@@ -339,6 +454,7 @@ fn decide_headers(
         return Decision::Continue {
             forward: strip_claim_headers(),
             outcome: Outcome::Unprotected,
+            published: Published::default(),
         };
     };
 
@@ -350,6 +466,7 @@ fn decide_headers(
             response: mcp_preflight(),
             outcome: Outcome::Preflight,
             retry: None,
+            published: Published::default(),
         };
     }
 
@@ -418,7 +535,7 @@ fn decide_headers(
             verified_claims(token, provider_index, provider, &key_set, keys, now())
         }
     };
-    let (claims, set_headers) = match verified {
+    let (claims, set_headers, identity) = match verified {
         Ok(v) => v,
         Err(e) => {
             let text = e.to_string();
@@ -446,7 +563,7 @@ fn decide_headers(
         let prefix = provider.scope_prefix.as_deref();
         let metadata = || metadata().map(Cow::into_owned);
         if let Some(refusal) = refuse(&needs, &granted, prefix, &metadata) {
-            return refusal;
+            return publishing(refusal, Published::identity(&identity));
         }
     }
     let forward = Forward {
@@ -472,13 +589,22 @@ fn decide_headers(
                 origin: req.origin.map(str::to_string),
             },
             outcome,
+            published: Published::identity(&identity),
         },
-        _ => Decision::Continue { forward, outcome },
+        _ => Decision::Continue {
+            forward,
+            outcome,
+            published: Published::identity(&identity),
+        },
     }
 }
 
-/// A valid token's claims and the headers they render to.
-type Claims = (Arc<serde_json::Map<String, Value>>, SetHeaders);
+/// A valid token's claims, the headers and the identity they render to.
+type Claims = (
+    Arc<serde_json::Map<String, Value>>,
+    SetHeaders,
+    SharedIdentity,
+);
 
 /// The verified-token cache's answer for `token`: `None` on a miss (or without a cache),
 /// else the entry judged again (signature skipped; time, issuer and audience checked).
@@ -517,7 +643,7 @@ fn cached_claims(
         verify::check_issuer(&hit.claims, &provider.issuers, &provider.allowed_tenants)?;
         verify::check_audience(&hit.claims, &provider.audiences)?;
         keys.note_cache(true);
-        Ok((hit.claims, hit.set_headers))
+        Ok((hit.claims, hit.set_headers, hit.identity))
     })();
     Some(judged)
 }
@@ -534,6 +660,7 @@ fn verified_claims(
     let verified = verify::verify(token, provider, key_set, now)?;
     let claims = Arc::new(verified.claims.clone());
     let set_headers = claim_headers(provider, &claims);
+    let identity = identity(provider, &claims);
     if let Some(cache) = keys.token_cache() {
         keys.note_cache(false);
         cache.borrow_mut().insert(
@@ -543,9 +670,10 @@ fn verified_claims(
             &verified,
             Arc::clone(&claims),
             Arc::clone(&set_headers),
+            Arc::clone(&identity),
         );
     }
-    Ok((claims, set_headers))
+    Ok((claims, set_headers, identity))
 }
 
 /// A 403 if `needs` are not met by `granted`.
@@ -617,6 +745,7 @@ fn check_body(cfg: &Config, check: &BodyCheck, body: &[u8]) -> Decision {
             outcome: Outcome::Allowed {
                 provider: check.provider,
             },
+            published: Published::default(),
         };
     };
     if body.len() > mcp_rule.max_body_bytes {
@@ -640,18 +769,20 @@ fn check_body(cfg: &Config, check: &BodyCheck, body: &[u8]) -> Decision {
         }
     };
     let id = mcp::reply_id(&messages);
+    let published = mcp_call(&messages);
     if let Some(text) = mcp::header_mismatch(
         &messages,
         check.mcp_method.as_deref(),
         check.mcp_name.as_deref(),
     ) {
-        return jsonrpc_error(
+        let d = jsonrpc_error(
             400,
             &id,
             -32600,
             &format!("Invalid Request: {text}"),
             "header_mismatch",
         );
+        return publishing(d, published);
     }
     let mut needs = Needs::default();
     needs.add(&rule.required_scopes);
@@ -659,24 +790,70 @@ fn check_body(cfg: &Config, check: &BodyCheck, body: &[u8]) -> Decision {
     let prefix = provider.scope_prefix.as_deref();
     let metadata = || check.resource_metadata.clone();
     if let Some(refusal) = refuse(&needs, &check.granted, prefix, &metadata) {
-        return refusal;
+        return publishing(refusal, published);
     }
     Decision::Continue {
         forward: Forward::default(),
         outcome: Outcome::Allowed {
             provider: check.provider,
         },
+        published,
     }
+}
+
+/// At most this many bytes of a published method or tool list (client-chosen text).
+const MAX_PUBLISHED: usize = 256;
+
+/// The methods and tools an MCP body calls, as published: each distinct one once, in order,
+/// comma-separated, control characters dropped, at most [`MAX_PUBLISHED`] bytes.
+fn mcp_call(messages: &[mcp::Message]) -> Published {
+    let mut methods = String::new();
+    let mut tools = String::new();
+    for m in messages {
+        let (method, target) = match m {
+            mcp::Message::Request { method, target, .. } => (method, target.as_deref()),
+            mcp::Message::Notification { method } => (method, None),
+            mcp::Message::Response => continue,
+        };
+        append_distinct(&mut methods, method);
+        if let (Some(tool), "tools/call") = (target, method.as_str()) {
+            append_distinct(&mut tools, tool);
+        }
+    }
+    Published {
+        identity: None,
+        mcp_method: (!methods.is_empty()).then_some(methods),
+        tool: (!tools.is_empty()).then_some(tools),
+    }
+}
+
+fn append_distinct(list: &mut String, item: &str) {
+    let clean: String = item.chars().filter(|c| !c.is_control()).collect();
+    if clean.is_empty() || list.split(',').any(|x| x == clean) {
+        return;
+    }
+    let extra = clean.len() + usize::from(!list.is_empty());
+    if list.len() + extra > MAX_PUBLISHED {
+        return;
+    }
+    if !list.is_empty() {
+        list.push(',');
+    }
+    list.push_str(&clean);
 }
 
 fn with_retry(d: Decision, r: Retry) -> Decision {
     match d {
         Decision::Respond {
-            response, outcome, ..
+            response,
+            outcome,
+            published,
+            ..
         } => Decision::Respond {
             response,
             outcome,
             retry: Some(r),
+            published,
         },
         other => other,
     }
@@ -715,6 +892,27 @@ fn claim_headers(provider: &Provider, claims: &serde_json::Map<String, Value>) -
         }
     }
     set.into()
+}
+
+/// The identity a verified token's claims give the filter state (`Published`): `sub`, the
+/// client (as `x-mcp-client-id`), `tid`, the provider's name and the granted scopes. Rendered
+/// once per token: the verified-token cache keeps it.
+fn identity(provider: &Provider, claims: &serde_json::Map<String, Value>) -> SharedIdentity {
+    let first = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| claims.get(*n).and_then(header_value))
+            .unwrap_or_default()
+    };
+    let granted = policy::granted_scopes(claims, &provider.scope_claims);
+    let scopes: Vec<&str> = granted.iter().map(String::as_str).collect();
+    Arc::new(Identity {
+        subject: first(&["sub"]),
+        client_id: first(&["azp", "appid", "client_id", "cid"]),
+        tenant: first(&["tid"]),
+        provider: provider.name.clone(),
+        scopes: scopes.join(" "),
+    })
 }
 
 /// A claim as a header value: strings as they are, numbers and booleans as JSON text,
@@ -766,6 +964,7 @@ fn serve_prm(
                 response: prm::preflight(),
                 outcome: Outcome::Preflight,
                 retry: None,
+                published: Published::default(),
             }
         }
         _ => return denied(prm::method_not_allowed(), "invalid_request", "PRM method"),
@@ -783,6 +982,7 @@ fn serve_prm(
         response: prm::ok(pr, &resource),
         outcome: Outcome::PrmServed,
         retry: None,
+        published: Published::default(),
     }
 }
 
@@ -985,7 +1185,9 @@ mod tests {
         let cfg = config(json!({}));
         let t = format!("Bearer {}", token(claims()));
         match run(&cfg, &req("POST", "/mcp", vec![&t])) {
-            Decision::Continue { forward, outcome } => {
+            Decision::Continue {
+                forward, outcome, ..
+            } => {
                 assert_eq!(outcome, Outcome::Allowed { provider: 0 });
                 assert!(forward
                     .remove_headers
@@ -1147,7 +1349,9 @@ mod tests {
     fn rules_unprotected_and_unmatched() {
         let cfg = config(json!({}));
         match run(&cfg, &req("GET", "/healthz", vec![])) {
-            Decision::Continue { forward, outcome } => {
+            Decision::Continue {
+                forward, outcome, ..
+            } => {
                 assert_eq!(outcome, Outcome::Unprotected);
                 assert_eq!(forward.remove_headers.len(), 3);
                 assert!(forward.set_headers.is_empty());
@@ -1378,6 +1582,7 @@ mod tests {
                 response,
                 outcome,
                 retry,
+                ..
             } => {
                 assert_eq!(response.status, 503);
                 assert_eq!(response.get_header("retry-after"), Some("5"));
@@ -1769,6 +1974,178 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The filter state a decision publishes, as (name, value) pairs in order.
+    fn state_of(d: &Decision) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        d.filter_state(&mut |n, v| out.push((n, v.to_string())));
+        out
+    }
+
+    #[test]
+    fn an_allowed_request_publishes_the_verified_identity_and_never_the_token() {
+        let mut cfg = mcp_config();
+        cfg.providers[0].scope_claims = vec!["scp".into()];
+        cfg.derive();
+        let mut c = claims();
+        c["azp"] = json!("client-9");
+        c["tid"] = json!("tenant-3");
+        c["scp"] = json!("mcp.use calculator.add");
+        let raw = token(c);
+        let t = format!("Bearer {raw}");
+        let d = run(&cfg, &req("GET", "/mcp", vec![&t]));
+        let got = state_of(&d);
+        assert_eq!(
+            got,
+            vec![
+                (state::SUBJECT, "user-1".into()),
+                (state::CLIENT_ID, "client-9".into()),
+                (state::TENANT, "tenant-3".into()),
+                (state::PROVIDER, "idp".into()),
+                (state::SCOPES, "calculator.add mcp.use".into()),
+                (state::DECISION, "allowed".into()),
+            ]
+        );
+        let signature = raw.rsplit('.').next().unwrap_or("");
+        assert!(got.iter().all(|(_, v)| !v.contains(signature)), "{got:?}");
+
+        // A cache hit publishes the same identity, rendered once (the entry's own).
+        let store = ConfiguredKeysWithCache(RefCell::new(TokenCache::new(16, 1 << 20)));
+        let first = decide(&cfg, &req("GET", "/mcp", vec![&t]), &store, NOW);
+        let again = decide(&cfg, &req("GET", "/mcp", vec![&t]), &store, NOW);
+        assert_eq!(state_of(&first), got);
+        assert_eq!(state_of(&again), got);
+        match (first, again) {
+            (Decision::Continue { published: a, .. }, Decision::Continue { published: b, .. }) => {
+                assert!(Arc::ptr_eq(
+                    a.identity.as_ref().unwrap(),
+                    b.identity.as_ref().unwrap()
+                ))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn denials_publish_the_reason_and_only_a_verified_identity() {
+        let cfg = mcp_config();
+        // Not verified (expired): no claim of it is published, only why it was refused.
+        let mut c = claims();
+        c["exp"] = json!(NOW - 600);
+        let t = format!("Bearer {}", token(c));
+        assert_eq!(
+            state_of(&run(&cfg, &req("GET", "/mcp", vec![&t]))),
+            vec![
+                (state::DECISION, "denied".into()),
+                (state::REASON, "expired".into())
+            ]
+        );
+        assert_eq!(
+            state_of(&run(&cfg, &req("GET", "/mcp", vec![]))),
+            vec![
+                (state::DECISION, "denied".into()),
+                (state::REASON, "missing".into())
+            ]
+        );
+        // Verified but short of the rule's scopes: who it was, and why not.
+        let t = scoped("calculator.add");
+        let got = state_of(&run(&cfg, &req("GET", "/mcp", vec![&t])));
+        assert_eq!(got.first(), Some(&(state::SUBJECT, "user-1".into())));
+        assert_eq!(
+            got.get(got.len() - 2..),
+            Some(
+                &[
+                    (state::DECISION, "denied".into()),
+                    (state::REASON, "insufficient_scope".into())
+                ][..]
+            )
+        );
+        // Other outcomes name themselves.
+        let prm = run(
+            &cfg,
+            &req("GET", "/.well-known/oauth-protected-resource/mcp", vec![]),
+        );
+        assert_eq!(state_of(&prm), vec![(state::DECISION, "prm_served".into())]);
+    }
+
+    #[test]
+    fn the_body_decision_publishes_the_method_and_tool() {
+        let cfg = mcp_config();
+        let t = scoped("mcp.use calculator.add");
+        let head = run(&cfg, &req("POST", "/mcp", vec![&t]));
+        // The header phase publishes who; the body decides, so no decision yet.
+        let got = state_of(&head);
+        assert_eq!(got.first(), Some(&(state::SUBJECT, "user-1".into())));
+        assert!(got.iter().all(|(n, _)| *n != state::DECISION), "{got:?}");
+        let check = need_body(head);
+        let body = |v: Value| v.to_string().into_bytes();
+
+        assert_eq!(
+            state_of(&decide_body(&cfg, &check, &body(call("add", 1)))),
+            vec![
+                (state::MCP_METHOD, "tools/call".into()),
+                (state::TOOL, "add".into()),
+                (state::DECISION, "allowed".into()),
+            ]
+        );
+        assert_eq!(
+            state_of(&decide_body(&cfg, &check, &body(call("subtract", 2)))),
+            vec![
+                (state::MCP_METHOD, "tools/call".into()),
+                (state::TOOL, "subtract".into()),
+                (state::DECISION, "denied".into()),
+                (state::REASON, "insufficient_scope".into()),
+            ]
+        );
+        // A batch: each method and tool once, in order; notifications count, responses not.
+        let batch = json!([
+            call("add", 1),
+            {"jsonrpc":"2.0","method":"notifications/initialized"},
+            call("add", 2),
+            {"jsonrpc":"2.0","id":3,"method":"tools/list"},
+            {"jsonrpc":"2.0","id":9,"result":{}}
+        ]);
+        let got = state_of(&decide_body(&cfg, &check, &body(batch)));
+        assert_eq!(
+            got.get(..2),
+            Some(
+                &[
+                    (
+                        state::MCP_METHOD,
+                        "tools/call,notifications/initialized,tools/list".into()
+                    ),
+                    (state::TOOL, "add".into())
+                ][..]
+            )
+        );
+        // Not JSON: nothing read, only the reason.
+        assert_eq!(
+            state_of(&decide_body(&cfg, &check, b"{not json")),
+            vec![
+                (state::DECISION, "denied".into()),
+                (state::REASON, "invalid_jsonrpc".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn published_tool_names_are_printable_and_bounded() {
+        let msg = |name: &str| mcp::Message::Request {
+            id: json!(1),
+            method: "tools/call".into(),
+            target: Some(name.into()),
+        };
+        let p = mcp_call(&[msg("a\r\nb\u{7}c"), msg(""), msg("abc")]);
+        assert_eq!(p.tool.as_deref(), Some("abc"));
+        let many: Vec<mcp::Message> = (0..200).map(|i| msg(&format!("tool{i}"))).collect();
+        let p = mcp_call(&many);
+        let tools = p.tool.unwrap_or_default();
+        assert!(
+            tools.len() <= MAX_PUBLISHED && tools.starts_with("tool0,tool1,"),
+            "{tools}"
+        );
+        assert!(mcp_call(&[mcp::Message::Response]) == Published::default());
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - negative checks: a recipe with a refused plugin field or a misspelt Envoy field fails
 //!   validation, and a plugin naming a missing cluster is caught here (Envoy's validate mode
 //!   does not notice it);
+//! - each recipe's access log prints every published filter state value (the decision, who,
+//!   which tool: `tests/filter_state.rs` runs the format) and neither the token nor the query;
 //! - each recipe boots for real (listener and admin on 127.0.0.1) and answers its RFC 9728
 //!   metadata and a 401 challenge naming it.
 
@@ -439,5 +441,36 @@ fn every_recipe_boots_and_answers_metadata_and_challenges() {
         );
         // Paths no rule names are refused at the edge.
         assert_eq!(http::get(envoy.port(), "/admin").status, 403, "{f}");
+    }
+}
+
+/// The access log format of a recipe's listener.
+fn access_log_format(doc: &Value) -> &str {
+    let hcm =
+        &doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    hcm["access_log"][0]["typed_config"]["log_format"]["text_format_source"]["inline_string"]
+        .as_str()
+        .unwrap_or("")
+}
+
+#[test]
+fn every_recipe_logs_the_published_decision_and_never_the_token() {
+    // tests/filter_state.rs runs the Entra recipe's format in a real Envoy.
+    let entra = recipe("envoy/recipes/entra.yaml");
+    let want = access_log_format(&entra.doc).to_string();
+    for name in mcp_edge_auth::decide::state::ALL {
+        assert!(
+            want.contains(&format!("%FILTER_STATE(wasm.{name}:PLAIN)%")),
+            "{name} in {want}"
+        );
+    }
+    let upper = want.to_ascii_uppercase();
+    assert!(
+        !upper.contains("AUTHORIZATION") && !upper.contains(":PATH"),
+        "{want}"
+    );
+    for f in RECIPES {
+        let r = recipe(f);
+        assert_eq!(access_log_format(&r.doc), want, "{}", r.file);
     }
 }

@@ -661,6 +661,7 @@ pub fn verdict(cfg: &Config, input: &Input<'_>) -> FinalVerdict {
             response,
             outcome,
             retry,
+            ..
         } => {
             if matches!(retry, Some(Retry::UnknownKid(_))) {
                 notes.push(

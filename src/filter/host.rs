@@ -123,6 +123,17 @@ fn edit_header(map: u32, edit: Edit, name: &str, value: &str) {
     check(what, name, status);
 }
 
+/// Sets a property of the current stream: Envoy keeps it as filter state under
+/// `wasm.<name>` (a string, which access logs, RBAC and rate limits read). The value is never
+/// logged.
+pub fn set_property(name: &str, value: &str) {
+    // SAFETY: pointers and lengths of live &strs; the host only reads them. A one-part path
+    // is the name itself (parts would be NUL-separated).
+    let status =
+        unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
+    check("setting property", name, status);
+}
+
 /// Answers the request locally: the headers serialized as the ABI wants them (`u32` count,
 /// `u32` name and value lengths, then each name and value NUL-terminated) in one buffer.
 pub fn send_response(status: u16, headers: &[(&str, std::borrow::Cow<'_, str>)], body: &[u8]) {
@@ -360,6 +371,12 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
     fn proxy_add_header_map_value(
         map_type: u32,

@@ -104,6 +104,12 @@ pub fn record(metrics: &Metrics, outcome: &Outcome, headers: &Headers) {
     }
 }
 
+/// Publishes what a decision tells the rest of Envoy as filter state: one property per
+/// non-empty value (`decide.rs`, `Decision::filter_state`).
+fn publish(decision: &Decision) {
+    decision.filter_state(&mut |name, value| host::set_property(name, value));
+}
+
 pub fn send(r: &Response) {
     host::send_response(r.status, &r.headers, &r.body);
 }
@@ -151,8 +157,11 @@ fn too_large(limit: usize) -> Decision {
 /// Carries out a decision for request `id` (the current effective context). Returns
 /// `Continue` only when the request may go on to the backend now.
 pub fn finish(s: &Shared, id: u32, decision: Decision, headers: Headers) -> Action {
+    publish(&decision);
     match decision {
-        Decision::Continue { forward, outcome } => {
+        Decision::Continue {
+            forward, outcome, ..
+        } => {
             record(&s.metrics, &outcome, &headers);
             apply_forward(&forward, &headers);
             let mut holds = s.holds.borrow_mut();
@@ -225,6 +234,7 @@ fn refuse_hold(s: &Shared, id: u32, headers: Headers) {
 
 /// Answers a held request whose wait ran out.
 pub fn give_up(s: &Shared, id: u32, response: &Response, outcome: &Outcome, headers: Headers) {
+    outcome.filter_state(&mut |name, value| host::set_property(name, value));
     record(&s.metrics, outcome, &headers);
     send(response);
     refuse_hold(s, id, headers);
@@ -358,14 +368,12 @@ impl HttpContext for Http {
         let Some(s) = self.shared.clone() else {
             let r = Response::new(503)
                 .error_body("temporarily_unavailable", "mcp-edge-auth is not configured");
-            record(
-                &self.metrics,
-                &Outcome::Denied {
-                    reason: "not_configured",
-                    detail: "no valid configuration".into(),
-                },
-                &Headers::default(),
-            );
+            let outcome = Outcome::Denied {
+                reason: "not_configured",
+                detail: "no valid configuration".into(),
+            };
+            outcome.filter_state(&mut |name, value| host::set_property(name, value));
+            record(&self.metrics, &outcome, &Headers::default());
             send(&r);
             return Action::Pause;
         };

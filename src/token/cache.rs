@@ -8,8 +8,9 @@
 //! signature finds that entry, fails the compare, and is verified). A hit skips only
 //! the signature: time, issuer, audience and the rules are checked again, and the entry is
 //! dropped when its key is no longer in the provider's key set. An entry also keeps the
-//! request headers its claims render to (`claim_to_headers`, `forward_identity`): they depend
-//! on the claims and the provider's configuration only, and a cache lives and dies with one
+//! request headers its claims render to (`claim_to_headers`, `forward_identity`) and the
+//! identity the filter publishes as filter state (`token/identity.rs`): they depend on the
+//! claims and the provider's configuration only, and a cache lives and dies with one
 //! configuration (`filter/keycache.rs`).
 
 use std::collections::{HashMap, VecDeque};
@@ -20,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::keys::alg::Alg;
 use crate::keys::jwks::{KeySet, PublicKey};
+use crate::token::identity::SharedIdentity;
 use crate::token::verify::{Times, VerifiedToken};
 
 pub const DEFAULT_MAX_ENTRIES: usize = 1024;
@@ -35,6 +37,7 @@ pub struct Hit {
     /// The token's `exp`, `nbf` and `iat`, for the caller to check against its time.
     pub times: Times,
     pub set_headers: SetHeaders,
+    pub identity: SharedIdentity,
 }
 
 /// `token_hash` of the token and its provider.
@@ -108,6 +111,7 @@ pub struct Entry {
     pub times: Times,
     pub claims: Arc<Map<String, Value>>,
     pub set_headers: SetHeaders,
+    pub identity: SharedIdentity,
     /// The key set the key was last found in. While the provider's current set is that
     /// same allocation (kept from reuse by this `Weak`), the key is still in it without a
     /// search; a new set is searched once (`key` compared by value) and then remembered.
@@ -209,6 +213,7 @@ impl TokenCache {
                 claims: Arc::clone(&e.claims),
                 times: e.times,
                 set_headers: Arc::clone(&e.set_headers),
+                identity: Arc::clone(&e.identity),
             };
             // Already the most recently used (one token reused, the MCP pattern): the use
             // order stands as it is.
@@ -228,7 +233,9 @@ impl TokenCache {
         })
     }
 
-    /// Remembers a token verified with a key of `keys`, with the headers its claims render to.
+    /// Remembers a token verified with a key of `keys`, with the headers and the identity its
+    /// claims render to.
+    #[allow(clippy::too_many_arguments)]
     pub fn insert(
         &mut self,
         token: &str,
@@ -237,6 +244,7 @@ impl TokenCache {
         v: &VerifiedToken,
         claims: Arc<Map<String, Value>>,
         set_headers: SetHeaders,
+        identity: SharedIdentity,
     ) {
         if !self.enabled() {
             return;
@@ -250,7 +258,12 @@ impl TokenCache {
             + set_headers
                 .iter()
                 .map(|(n, v)| n.len() + v.len() + 48)
-                .sum::<usize>();
+                .sum::<usize>()
+            + identity.subject.len()
+            + identity.client_id.len()
+            + identity.tenant.len()
+            + identity.provider.len()
+            + identity.scopes.len();
         if size > self.max_bytes {
             return;
         }
@@ -268,6 +281,7 @@ impl TokenCache {
                 times: v.times,
                 claims,
                 set_headers,
+                identity,
                 set: Arc::downgrade(keys),
                 token: token.into(),
                 provider,
@@ -338,7 +352,11 @@ mod tests {
             claims: claims.clone(),
         };
         let headers = vec![("x-sub".to_string(), token.to_string())];
-        c.insert(token, 0, ks, &v, Arc::new(claims), headers.into());
+        let identity = Arc::new(crate::token::identity::Identity {
+            subject: token.to_string(),
+            ..Default::default()
+        });
+        c.insert(token, 0, ks, &v, Arc::new(claims), headers.into(), identity);
     }
 
     #[test]
@@ -443,6 +461,7 @@ mod tests {
         let hit = c.get("t1", 0, &ks, 900, 0).unwrap();
         assert_eq!(&*hit.set_headers, [("x-sub".to_string(), "t1".to_string())]);
         assert_eq!(hit.claims.get("sub"), Some(&json!("t1")));
+        assert_eq!(hit.identity.subject, "t1");
         // The provider's keys fetched again: a new allocation, the same material.
         let again = keys(1);
         drop(ks);
