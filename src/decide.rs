@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::authz::mcp;
+use crate::authz::mcp::{self, HeaderCall};
 use crate::authz::policy::{self, Needs, Verdict};
 use crate::authz::rules::{self, Unmatched};
 use crate::config::Config;
@@ -576,6 +576,43 @@ fn decide_headers(
     let outcome = Outcome::Allowed {
         provider: provider_index,
     };
+    // `mcp.trust_headers`: a POST that carries its MCP headers is decided from them alone;
+    // its body is never held (the backend must refuse a body that disagrees with them).
+    // Without them the body decides, as on any `mcp` rule.
+    if let Some(m) = rule.mcp.as_ref().filter(|m| is_mcp_post && m.trust_headers) {
+        match mcp::header_call(req.mcp_method, req.mcp_name) {
+            HeaderCall::Call(call) => {
+                let calls = std::slice::from_ref(&call);
+                let published = Published {
+                    identity: Some(Arc::clone(&identity)),
+                    ..mcp_call(calls)
+                };
+                let mut needs = Needs::default();
+                needs.add_messages(m, calls);
+                let prefix = provider.scope_prefix.as_deref();
+                let metadata = || metadata().map(Cow::into_owned);
+                if let Some(refusal) = refuse(&needs, &granted, prefix, &metadata) {
+                    return publishing(refusal, published);
+                }
+                return Decision::Continue {
+                    forward,
+                    outcome,
+                    published,
+                };
+            }
+            HeaderCall::Malformed(text) => {
+                let d = jsonrpc_error(
+                    400,
+                    &Value::Null,
+                    mcp::HEADER_MISMATCH,
+                    &format!("Invalid Request: {text}"),
+                    "header_mismatch",
+                );
+                return publishing(d, Published::identity(&identity));
+            }
+            HeaderCall::Incomplete => {}
+        }
+    }
     match &rule.mcp {
         Some(_) if is_mcp_post => Decision::NeedBody {
             forward,
@@ -840,6 +877,36 @@ fn append_distinct(list: &mut String, item: &str) {
         list.push(',');
     }
     list.push_str(&clean);
+}
+
+/// The answer to an MCP POST whose body did not reach the filter within `mcp.body_timeout`
+/// (Envoy never hands the body to a Wasm filter without `allow_on_headers_stop_iteration`).
+/// On a rule with `mcp.trust_headers` the request was held only because it lacked the MCP
+/// headers that decide it without the body: 400 saying so. Otherwise 408.
+pub fn body_not_arrived(cfg: &Config, check: Option<&BodyCheck>) -> Decision {
+    let trusting = check
+        .and_then(|c| cfg.rules.get(c.rule))
+        .and_then(|r| r.mcp.as_ref())
+        .is_some_and(|m| m.trust_headers);
+    if !trusting {
+        let r = Response::new(408)
+            .error_body("invalid_request", "the request body did not arrive in time");
+        return denied(r, "body_timeout", "body never arrived");
+    }
+    let mut d = jsonrpc_error(
+        400,
+        &Value::Null,
+        mcp::HEADER_MISMATCH,
+        "Invalid Request: this endpoint authorizes MCP requests from the Mcp-Method header \
+         and, for tools/call, prompts/get and resources/read, the Mcp-Name header; this \
+         request lacks them and its body did not reach the authorization filter",
+        "mcp_headers_missing",
+    );
+    if let Decision::Respond { response, .. } = &mut d {
+        cfg.origins
+            .apply(check.and_then(|c| c.origin.as_deref()), response);
+    }
+    d
 }
 
 fn with_retry(d: Decision, r: Retry) -> Decision {
@@ -1748,6 +1815,116 @@ mod tests {
         let big = vec![b' '; 2 * 1024 * 1024];
         let (r, _) = respond(decide_body(&cfg, &check, &big));
         assert_eq!(r.status, 413);
+    }
+
+    fn trusting_config() -> Config {
+        config(json!({
+            "rules": [
+                {"match": {"prefix": "/mcp"}, "requires": {"provider_name": "idp"},
+                 "mcp": {"tools": {"add": ["calculator.add"], "subtract": ["calculator.subtract"]},
+                         "methods": {"resources/read": ["files.read"]},
+                         "trust_headers": true}}
+            ]
+        }))
+    }
+
+    #[test]
+    fn trust_headers_decides_from_the_mcp_headers_without_the_body() {
+        let cfg = trusting_config();
+        let t = scoped("calculator.add");
+        let post = |method: Option<&'static str>, name: Option<&'static str>| {
+            let mut r = req("POST", "/mcp", vec![&t]);
+            r.mcp_method = method;
+            r.mcp_name = name;
+            run(&cfg, &r)
+        };
+        // Allowed at header time: no body is held, claim headers are written.
+        match post(Some("tools/call"), Some("add")) {
+            Decision::Continue {
+                forward, outcome, ..
+            } => {
+                assert_eq!(outcome, Outcome::Allowed { provider: 0 });
+                assert!(forward
+                    .set_headers
+                    .iter()
+                    .any(|(n, _)| n == "x-mcp-subject"));
+            }
+            other => panic!("expected Continue, got {other:?}"),
+        }
+        assert!(matches!(
+            post(Some("tools/list"), None),
+            Decision::Continue { .. }
+        ));
+        // A name sent with a method that has none decides nothing (the backend judges it).
+        assert!(matches!(
+            post(Some("tools/list"), Some("subtract")),
+            Decision::Continue { .. }
+        ));
+        // Per-tool and per-method scopes, unlisted tools, the base64 name form.
+        let (r, o) = respond(post(Some("tools/call"), Some("subtract")));
+        assert_eq!((r.status, reason(&o)), (403, "insufficient_scope"));
+        let www = r.get_header("www-authenticate").unwrap_or("");
+        assert!(www.contains("scope=\"calculator.subtract\""), "{www}");
+        let (r, o) = respond(post(Some("tools/call"), Some("=?base64?c3VidHJhY3Q=?=")));
+        assert_eq!((r.status, reason(&o)), (403, "insufficient_scope"));
+        let (r, o) = respond(post(Some("tools/call"), Some("rm")));
+        assert_eq!((r.status, reason(&o)), (403, "forbidden"));
+        let (r, _) = respond(post(Some("resources/read"), Some("file:///x")));
+        assert_eq!(r.status, 403);
+        let (r, o) = respond(post(Some("tools/call"), Some("=?base64?%%?=")));
+        assert_eq!((r.status, reason(&o)), (400, "header_mismatch"));
+        let b: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(b["error"]["code"], mcp::HEADER_MISMATCH);
+        // Without the headers the method needs, the body decides, as without trust_headers.
+        for (m, n) in [
+            (None, None),
+            (None, Some("subtract")),
+            (Some("tools/call"), None),
+        ] {
+            let check = need_body(post(m, n));
+            assert_eq!(check.mcp_method.as_deref(), m);
+            let (r, _) = respond(decide_body(
+                &cfg,
+                &check,
+                call("subtract", 1).to_string().as_bytes(),
+            ));
+            assert_eq!(r.status, 403, "{m:?} {n:?}");
+        }
+        // GET and DELETE are not MCP calls: no body, no headers needed.
+        assert!(matches!(
+            run(&cfg, &req("GET", "/mcp", vec![&t])),
+            Decision::Continue { .. }
+        ));
+        // The same headers on a rule without trust_headers still hold the body.
+        let cfg = mcp_config();
+        let t = scoped("mcp.use calculator.add");
+        let mut r = req("POST", "/mcp", vec![&t]);
+        r.mcp_method = Some("tools/call");
+        r.mcp_name = Some("add");
+        need_body(run(&cfg, &r));
+    }
+
+    #[test]
+    fn a_body_that_never_arrives_is_400_on_a_trusting_rule_and_408_otherwise() {
+        let cfg = trusting_config();
+        let t = scoped("calculator.add");
+        let check = need_body(run(&cfg, &req("POST", "/mcp", vec![&t])));
+        let (r, o) = respond(body_not_arrived(&cfg, Some(&check)));
+        assert_eq!((r.status, reason(&o)), (400, "mcp_headers_missing"));
+        let b: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(b["error"]["code"], mcp::HEADER_MISMATCH);
+        let text = b["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            text.contains("Mcp-Method") && text.contains("Mcp-Name"),
+            "{text}"
+        );
+        let cfg = mcp_config();
+        let t = scoped("mcp.use calculator.add");
+        let check = need_body(run(&cfg, &req("POST", "/mcp", vec![&t])));
+        let (r, o) = respond(body_not_arrived(&cfg, Some(&check)));
+        assert_eq!((r.status, reason(&o)), (408, "body_timeout"));
+        let (r, _) = respond(body_not_arrived(&cfg, None));
+        assert_eq!(r.status, 408);
     }
 
     #[test]

@@ -114,7 +114,8 @@ fn kitchen_sink() -> Value {
                     "unlisted_prompts": "deny",
                     "unlisted_resources": "deny",
                     "max_body_bytes": 1048576,
-                    "body_timeout": "15s"
+                    "body_timeout": "15s",
+                    "trust_headers": false
                 }
             },
             { "match": { "path": "/healthz" } }

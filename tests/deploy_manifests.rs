@@ -14,8 +14,8 @@
 //!   elsewhere;
 //! - each WasmPlugin's `pluginConfig` passes `Config::parse`, names clusters
 //!   `outbound|443||<host>` backed by a ServiceEntry and a TLS-originating DestinationRule,
-//!   matches the Envoy recipe of its provider, and uses no `mcp` body rule (a WasmPlugin
-//!   cannot set allow_on_headers_stop_iteration);
+//!   matches the Envoy recipe of its provider, and uses no `mcp` rule that needs the body
+//!   (a WasmPlugin cannot set allow_on_headers_stop_iteration; `trust_headers` ones can);
 //! - the same plugin configuration, the EnvoyFilter variant and the Envoy Gateway policy
 //!   (with its patched-in cluster) are loaded by the real Envoy (`--mode validate`, which
 //!   runs the filter's on_configure) in a bootstrap shaped like what the control plane
@@ -522,8 +522,10 @@ fn wasmplugin_configs_parse_and_match_their_infrastructure() {
         let cfg = Config::parse(text.as_bytes())
             .unwrap_or_else(|e| panic!("{f}: pluginConfig refused: {e}"));
         assert!(
-            cfg.rules.iter().all(|r| r.mcp.is_none()),
-            "{f}: a WasmPlugin cannot set allow_on_headers_stop_iteration, so `mcp` rules would never see a body"
+            cfg.rules
+                .iter()
+                .all(|r| r.mcp.as_ref().is_none_or(|m| m.trust_headers)),
+            "{f}: a WasmPlugin cannot set allow_on_headers_stop_iteration, so `mcp` rules would never see a body (only `trust_headers` ones can decide)"
         );
         assert_eq!(spec["failStrategy"], "FAIL_CLOSE", "{f}");
         assert_eq!(spec["phase"], "AUTHN", "{f}");

@@ -163,6 +163,9 @@ fn rules(report: &mut Report, cfg: &Config) {
                     }
                 }
                 parts.push(format!("max body {} bytes", m.max_body_bytes));
+                if m.trust_headers {
+                    parts.push("decided from Mcp-Method/Mcp-Name when sent".to_string());
+                }
                 parts.join("; ")
             }
         };

@@ -120,6 +120,101 @@ impl ServerHandler for DemoServer {
     }
 }
 
+/// The JSON-RPC error code of a request whose MCP headers disagree with its body
+/// (`HeaderMismatch`, MCP 2026-07-28 Streamable HTTP).
+pub const HEADER_MISMATCH: i64 = -32001;
+
+/// MCP 2026-07-28: a server must refuse a POST whose `Mcp-Method` / `Mcp-Name` headers
+/// disagree with its body. rmcp 3.11 checks this only when the request declares
+/// `MCP-Protocol-Version` 2026-07-28 or later, so a client declaring an older version could
+/// send headers that lie; this layer checks every POST that carries either header, before
+/// rmcp sees it, and answers 400 with JSON-RPC error -32001. POSTs without them are
+/// unchanged.
+async fn check_mcp_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    // Read in a block: a reference to `req` (not `Sync`) must not live across an await.
+    let (method, name, is_post) = {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+        };
+        (
+            header("mcp-method"),
+            header("mcp-name"),
+            req.method() == axum::http::Method::POST,
+        )
+    };
+    if !is_post || (method.is_none() && name.is_none()) {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 << 20).await else {
+        return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    if let Some(text) = header_disagreement(&bytes, method.as_deref(), name.as_deref()) {
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": null,
+            "error": {"code": HEADER_MISMATCH, "message": text}});
+        return (axum::http::StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
+    next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+        .await
+}
+
+/// Why `Mcp-Method` / `Mcp-Name` do not describe `body` (one JSON-RPC message), if they
+/// do not. `Mcp-Name` is `params.name` (tools/call, prompts/get) or `params.uri`
+/// (resources/read, resources/subscribe, resources/unsubscribe), in its
+/// `=?base64?…?=` form when so sent. A body that is not JSON is left to rmcp.
+pub fn header_disagreement(
+    body: &[u8],
+    method: Option<&str>,
+    name: Option<&str>,
+) -> Option<String> {
+    use base64::Engine;
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return None;
+    };
+    let Some(msg) = v.as_object() else {
+        return Some("Mcp-Method/Mcp-Name headers need a body with one JSON-RPC message".into());
+    };
+    let body_method = msg.get("method").and_then(Value::as_str);
+    if let Some(m) = method {
+        if Some(m) != body_method {
+            return Some(format!(
+                "Mcp-Method header {m:?} does not match the body's method {body_method:?}"
+            ));
+        }
+    }
+    if let Some(n) = name {
+        let decoded = match n
+            .strip_prefix("=?base64?")
+            .and_then(|r| r.strip_suffix("?="))
+        {
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok()),
+            None => Some(n.to_string()),
+        };
+        let key = match body_method {
+            Some("tools/call" | "prompts/get") => Some("name"),
+            Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => Some("uri"),
+            _ => None,
+        };
+        let body_name = key.and_then(|k| msg.get("params")?.get(k)?.as_str());
+        if decoded.as_deref() != body_name || body_name.is_none() {
+            return Some(format!(
+                "Mcp-Name header {n:?} does not match the body's {}",
+                body_name.map_or("(no name)".to_string(), |b| format!("{b:?}"))
+            ));
+        }
+    }
+    None
+}
+
 /// Settings for [`McpDemo`].
 #[derive(Debug, Clone, Default)]
 pub struct McpDemoConfig {
@@ -158,7 +253,9 @@ impl McpDemo {
                 Arc::new(LocalSessionManager::default()),
                 http_cfg,
             );
-            axum::Router::new().route_service("/mcp", service)
+            axum::Router::new()
+                .route_service("/mcp", service)
+                .layer(axum::middleware::from_fn(check_mcp_headers))
         })?;
         Ok(McpDemo { server })
     }
@@ -188,6 +285,7 @@ pub struct McpClient {
     session_id: Option<String>,
     protocol_version: Option<String>,
     next_id: u64,
+    mcp_headers: bool,
 }
 
 /// The protocol version [`McpClient`] asks for.
@@ -202,7 +300,15 @@ impl McpClient {
             session_id: None,
             protocol_version: None,
             next_id: 1,
+            mcp_headers: false,
         }
+    }
+
+    /// Also sends the MCP 2026-07-28 `Mcp-Method` / `Mcp-Name` headers, taken from each
+    /// message (the protocol version it negotiates stays [`CLIENT_PROTOCOL_VERSION`]).
+    pub fn with_mcp_headers(mut self) -> McpClient {
+        self.mcp_headers = true;
+        self
     }
 
     /// Adds a header sent on every request.
@@ -225,6 +331,19 @@ impl McpClient {
         }
         if let Some(v) = &self.protocol_version {
             h.push(("MCP-Protocol-Version", v));
+        }
+        let method = message.get("method").and_then(Value::as_str);
+        let name = message
+            .get("params")
+            .and_then(|p| p.get("name").or_else(|| p.get("uri")))
+            .and_then(Value::as_str);
+        if self.mcp_headers {
+            if let Some(m) = method {
+                h.push(("Mcp-Method", m));
+            }
+            if let Some(n) = name {
+                h.push(("Mcp-Name", n));
+            }
         }
         for (k, v) in &self.headers {
             h.push((k, v));
@@ -433,6 +552,54 @@ mod tests {
         anon.initialize().unwrap();
         let res = anon.call_tool("whoami", json!({})).unwrap();
         assert_eq!(res["isError"], true);
+    }
+
+    #[test]
+    fn mcp_headers_that_disagree_with_the_body_are_refused() {
+        let demo = McpDemo::start();
+        let mut c = McpClient::new(&demo.url()).with_mcp_headers();
+        c.initialize().unwrap();
+        assert_eq!(
+            c.call_tool_text("add", json!({"a": 2, "b": 3})).unwrap(),
+            "5"
+        );
+        // The headers name `add`, the body calls `subtract`; any declared version.
+        let lie = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                         "params": {"name": "subtract", "arguments": {"a": 2, "b": 3}}});
+        let plain = McpClient::new(&demo.url());
+        let mut h = vec![
+            ("Accept", "application/json, text/event-stream"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "add"),
+        ];
+        if let Some(s) = c.session_id() {
+            h.push(("Mcp-Session-Id", s));
+        }
+        h.push(("MCP-Protocol-Version", CLIENT_PROTOCOL_VERSION));
+        let r = http::post_json(&plain.url, &lie, &h).unwrap();
+        assert_eq!(r.status, 400, "{}", r.text());
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["error"]["code"], HEADER_MISMATCH);
+        assert!(v["error"]["message"].as_str().unwrap().contains("subtract"));
+
+        let d = |m: Option<&str>, n: Option<&str>, body: &Value| {
+            header_disagreement(body.to_string().as_bytes(), m, n)
+        };
+        let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tööl"}});
+        assert_eq!(d(Some("tools/call"), Some("tööl"), &call), None);
+        assert_eq!(
+            d(Some("tools/call"), Some("=?base64?dMO2w7Zs?="), &call),
+            None
+        );
+        assert!(d(Some("tools/call"), Some("=?base64?***?="), &call).is_some());
+        assert!(d(Some("tools/list"), None, &call).is_some());
+        assert!(d(None, Some("add"), &call).is_some());
+        let read =
+            json!({"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a"}});
+        assert_eq!(d(Some("resources/read"), Some("file:///a"), &read), None);
+        let list = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"});
+        assert!(d(Some("tools/list"), Some("add"), &list).is_some());
+        assert!(d(Some("tools/call"), None, &json!([call])).is_some());
     }
 
     #[test]

@@ -199,6 +199,62 @@ pub fn header_mismatch(
     None
 }
 
+/// The JSON-RPC error code of a request whose MCP headers are missing, malformed or disagree
+/// with its body (`HeaderMismatch` in the 2026-07-28 Streamable HTTP transport).
+pub const HEADER_MISMATCH: i64 = -32001;
+
+/// What the 2026-07-28 `Mcp-Method` / `Mcp-Name` headers say a POST does, for a rule that
+/// trusts them (`mcp.trust_headers`): decided without the body, or not decidable from them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderCall {
+    /// The call the headers name (a request whose `id` is unknown: `Value::Null`).
+    Call(Message),
+    /// No `Mcp-Method`, or no `Mcp-Name` for a method whose rules need a name: only the
+    /// body can say what the request does.
+    Incomplete,
+    /// `Mcp-Name` in the `=?base64?…?=` form that does not decode to UTF-8 text.
+    Malformed(String),
+}
+
+/// The call named by the `Mcp-Method` / `Mcp-Name` headers. `Mcp-Name` is read only for the
+/// methods whose target rules can name ([`target_param`]); its `=?base64?<base64>?=` form
+/// (names that are not plain printable ASCII) is decoded.
+pub fn header_call(mcp_method: Option<&str>, mcp_name: Option<&str>) -> HeaderCall {
+    let Some(method) = mcp_method else {
+        return HeaderCall::Incomplete;
+    };
+    let target = match (target_param(method), mcp_name) {
+        (None, _) => None,
+        (Some(_), None) => return HeaderCall::Incomplete,
+        (Some(_), Some(name)) => match decode_header_value(name) {
+            Some(n) => Some(n),
+            None => {
+                return HeaderCall::Malformed(format!(
+                    "Mcp-Name header {:?} is not valid =?base64?…?= UTF-8",
+                    crate::util::text::printable(name)
+                ))
+            }
+        },
+    };
+    HeaderCall::Call(Message::Request {
+        id: Value::Null,
+        method: method.to_string(),
+        target,
+    })
+}
+
+/// A header value as the body would spell it: `=?base64?<standard base64>?=` decoded (it
+/// must be UTF-8), any other value as it is. `None`: a broken encoded form.
+pub fn decode_header_value(v: &str) -> Option<String> {
+    let Some(inner) = v
+        .strip_prefix("=?base64?")
+        .and_then(|rest| rest.strip_suffix("?="))
+    else {
+        return Some(v.to_string());
+    };
+    crate::crypto::b64::decode_standard(inner).and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +347,55 @@ mod tests {
         assert!(header_mismatch(&two, Some("tools/call"), None).is_some());
         let list = vec![req("tools/list", None)];
         assert!(header_mismatch(&list, Some("tools/list"), Some("x")).is_some());
+    }
+
+    #[test]
+    fn header_calls() {
+        assert_eq!(
+            header_call(Some("tools/call"), Some("add")),
+            HeaderCall::Call(Message::Request {
+                id: Value::Null,
+                method: "tools/call".into(),
+                target: Some("add".into())
+            })
+        );
+        // A name is read only where rules can name one.
+        assert_eq!(
+            header_call(Some("tools/list"), Some("add")),
+            HeaderCall::Call(Message::Request {
+                id: Value::Null,
+                method: "tools/list".into(),
+                target: None
+            })
+        );
+        assert_eq!(header_call(None, Some("add")), HeaderCall::Incomplete);
+        assert_eq!(header_call(None, None), HeaderCall::Incomplete);
+        for m in ["tools/call", "prompts/get", "resources/read"] {
+            assert_eq!(header_call(Some(m), None), HeaderCall::Incomplete, "{m}");
+        }
+        // The base64 form is decoded ("tööl"; "subtract").
+        let HeaderCall::Call(Message::Request { target, .. }) =
+            header_call(Some("tools/call"), Some("=?base64?dMO2w7Zs?="))
+        else {
+            panic!("decoded")
+        };
+        assert_eq!(target.as_deref(), Some("tööl"));
+        let HeaderCall::Call(Message::Request { target, .. }) =
+            header_call(Some("tools/call"), Some("=?base64?c3VidHJhY3Q=?="))
+        else {
+            panic!("decoded")
+        };
+        assert_eq!(target.as_deref(), Some("subtract"));
+        for bad in ["=?base64?***?=", "=?base64?/w==?="] {
+            assert!(
+                matches!(
+                    header_call(Some("tools/call"), Some(bad)),
+                    HeaderCall::Malformed(_)
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(decode_header_value("=?base64?"), Some("=?base64?".into()));
     }
 
     #[test]

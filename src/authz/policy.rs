@@ -48,6 +48,9 @@ pub struct McpRule {
     pub max_body_bytes: usize,
     /// How long the body may take to arrive after the headers (ms).
     pub body_timeout_ms: u64,
+    /// Decide a POST from its `Mcp-Method` / `Mcp-Name` headers without reading the body
+    /// (the backend must refuse a body that disagrees with them).
+    pub trust_headers: bool,
 }
 
 /// The scopes a verified token grants: the union of the configured scope claims, each a
@@ -194,6 +197,7 @@ mod tests {
             resources: None,
             max_body_bytes: 1 << 20,
             body_timeout_ms: 15_000,
+            trust_headers: false,
         }
     }
 

@@ -142,6 +142,8 @@ pub(super) struct RawMcp {
     pub(super) max_body_bytes: Option<usize>,
     #[serde(default)]
     pub(super) body_timeout: Option<String>,
+    #[serde(default)]
+    pub(super) trust_headers: bool,
 }
 
 #[derive(Deserialize)]

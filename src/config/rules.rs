@@ -60,6 +60,7 @@ impl RawMcp {
         }
         Ok(McpRule {
             body_timeout_ms,
+            trust_headers: self.trust_headers,
             methods: map("methods", self.methods, self.unlisted_methods)?,
             tools: optional("tools", self.tools, self.unlisted_tools)?,
             prompts: optional("prompts", self.prompts, self.unlisted_prompts)?,

@@ -468,8 +468,9 @@ impl HttpContext for Http {
     }
 }
 
-/// Requests whose body did not arrive in time: refuse them (fail closed) and say why.
-pub fn expire_bodies(s: &Shared, now_ms: u64) -> Vec<(u32, Headers)> {
+/// Requests whose body did not arrive in time (with the body check each waited for): refuse
+/// them (fail closed) and say why.
+pub fn expire_bodies(s: &Shared, now_ms: u64) -> Vec<(u32, Headers, Option<BodyCheck>)> {
     let mut holds = s.holds.borrow_mut();
     let ids: Vec<u32> = holds
         .iter()
@@ -477,6 +478,14 @@ pub fn expire_bodies(s: &Shared, now_ms: u64) -> Vec<(u32, Headers)> {
         .map(|(id, _)| *id)
         .collect();
     ids.into_iter()
-        .filter_map(|id| holds.remove(&id).map(|h| (id, h.headers)))
+        .filter_map(|id| {
+            holds.remove(&id).map(|h| {
+                let check = match h.phase {
+                    Phase::Body(c) => Some(c),
+                    _ => None,
+                };
+                (id, h.headers, check)
+            })
+        })
         .collect()
 }

@@ -104,20 +104,36 @@ impl Root {
         if expired.is_empty() {
             return;
         }
-        for (id, headers) in expired {
-            log::error!(
-                "request body did not reach the filter within mcp.body_timeout; refusing the \
-                 request. If no MCP request body ever arrives, the Wasm filter needs \
-                 allow_on_headers_stop_iteration: true"
-            );
+        for (id, headers, check) in expired {
+            let crate::decide::Decision::Respond {
+                response, outcome, ..
+            } = crate::decide::body_not_arrived(&s.config, check.as_ref())
+            else {
+                continue;
+            };
+            if matches!(
+                &outcome,
+                crate::decide::Outcome::Denied {
+                    reason: "mcp_headers_missing",
+                    ..
+                }
+            ) {
+                log::error!(
+                    "POST on an mcp.trust_headers rule without the Mcp-Method header (or without \
+                     Mcp-Name for tools/call, prompts/get, resources/read), and its body did not \
+                     reach the filter within mcp.body_timeout; refusing it with 400. Where the \
+                     Wasm filter cannot set allow_on_headers_stop_iteration (Istio WasmPlugin, \
+                     Envoy Gateway) only requests carrying these headers can be decided"
+                );
+            } else {
+                log::error!(
+                    "request body did not reach the filter within mcp.body_timeout; refusing the \
+                     request. If no MCP request body ever arrives, the Wasm filter needs \
+                     allow_on_headers_stop_iteration: true"
+                );
+            }
             if host::switch_to(id) {
-                let r = crate::http::response::Response::new(408)
-                    .error_body("invalid_request", "the request body did not arrive in time");
-                let outcome = crate::decide::Outcome::Denied {
-                    reason: "body_timeout",
-                    detail: "body never arrived".into(),
-                };
-                http::give_up(s, id, &r, &outcome, headers);
+                http::give_up(s, id, &response, &outcome, headers);
             }
         }
         host::switch_to(self.context_id);
