@@ -19,6 +19,7 @@ use crate::http::challenge::{BearerError, Challenge};
 use crate::http::cors;
 use crate::http::decision_headers::NAMES;
 use crate::http::extract::{self, Authorization, ExtractError};
+pub use crate::http::filter_state as state;
 use crate::http::headers::Headers;
 use crate::http::prm;
 use crate::http::response::{Response, EXPOSE_HEADERS, MCP_ALLOW_HEADERS};
@@ -183,24 +184,6 @@ impl Outcome {
             set(state::REASON, reason);
         }
     }
-}
-
-/// The names under which a decision is published as Envoy filter state (proxy-wasm
-/// properties: Envoy's key is `wasm.` + the name, docs/CONFIG.md).
-pub mod state {
-    pub const SUBJECT: &str = "mcp_edge_auth.subject";
-    pub const CLIENT_ID: &str = "mcp_edge_auth.client_id";
-    pub const TENANT: &str = "mcp_edge_auth.tenant";
-    pub const PROVIDER: &str = "mcp_edge_auth.provider";
-    pub const SCOPES: &str = "mcp_edge_auth.scopes";
-    pub const MCP_METHOD: &str = "mcp_edge_auth.mcp_method";
-    pub const TOOL: &str = "mcp_edge_auth.tool";
-    pub const DECISION: &str = "mcp_edge_auth.decision";
-    pub const REASON: &str = "mcp_edge_auth.reason";
-    /// Every name, in the order a decision publishes them.
-    pub const ALL: [&str; 9] = [
-        SUBJECT, CLIENT_ID, TENANT, PROVIDER, SCOPES, MCP_METHOD, TOOL, DECISION, REASON,
-    ];
 }
 
 /// What a decision tells the rest of Envoy besides its outcome (filter state for access logs,

@@ -124,6 +124,7 @@ fn kitchen_sink() -> Value {
         "max_token_bytes": 8192,
         "token_cache": { "max_entries": 1024, "max_bytes": 4194304 },
         "allowed_origins": ["https://app.example.com", "http://localhost:5173"],
+        "filter_state": ["subject", "tool", "decision", "reason"],
         "protected_resource": {
             "resource": "https://mcp.example.com/mcp",
             "authorization_servers": ["https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"],

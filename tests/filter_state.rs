@@ -109,6 +109,11 @@ impl Drop for Stack {
 }
 
 fn start() -> Stack {
+    start_publishing(Some(json!(["*"])))
+}
+
+/// The stack with `filter_state` set to `publish` (absent: `None`).
+fn start_publishing(publish: Option<serde_json::Value>) -> Stack {
     let backend = Recorder::start();
     static STARTED: AtomicUsize = AtomicUsize::new(0);
     let log = std::env::temp_dir().join(format!(
@@ -129,6 +134,10 @@ fn start() -> Stack {
              "mcp": {"tools": {"add": ["calculator.add"], "subtract": ["calculator.subtract"]}}}
         ]
     });
+    let mut cfg = cfg;
+    if let Some(p) = publish {
+        cfg["filter_state"] = p;
+    }
     let envoy = EnvoyBuilder::new(&cfg.to_string())
         .backend_port(backend.port())
         .map_yaml(edit(log.clone(), recipe_format()))
@@ -304,4 +313,34 @@ fn rbac_and_a_local_rate_limit_after_the_filter_act_on_the_published_subject() {
         "{rbac}"
     );
     assert!(rbac.contains("decision=allowed "), "{rbac}");
+}
+
+#[test]
+fn only_the_values_filter_state_names_are_published() {
+    let alice = token("alice", "calculator.add", 3600);
+    // Absent: nothing is published (each value is a host call per request).
+    let s = start_publishing(None);
+    let r = s.post(&alice, &call("add"), "add");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let lines = s.access_log(1);
+    let line = line_with(&lines, &["POST 200 "]);
+    for part in ["decision=- ", "subject=- ", "client=- ", "tool=- "] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
+    drop(s);
+    // A list: those values and no others.
+    let s = start_publishing(Some(json!(["subject", "tool"])));
+    let r = s.post(&alice, &call("add"), "add");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let lines = s.access_log(1);
+    let line = line_with(&lines, &["POST 200 "]);
+    for part in [
+        "subject=alice ",
+        "tool=add",
+        "decision=- ",
+        "client=- ",
+        "provider=- ",
+    ] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
 }

@@ -99,6 +99,9 @@ pub struct Config {
     pub strip_allowed: Vec<Arc<[String]>>,
     /// `allowed_origins`: which browser origins may call (CORS, DNS-rebinding check).
     pub origins: crate::http::cors::Origins,
+    /// `filter_state`: which values each decision publishes as Envoy filter state (none by
+    /// default: each is a host call per request).
+    pub filter_state: crate::http::filter_state::Published,
 }
 
 impl Config {
@@ -252,6 +255,10 @@ impl RawConfig {
 
         let origins = crate::http::cors::Origins::parse(self.allowed_origins.as_deref())
             .map_err(|(field, m)| ConfigError::new(field, m))?;
+        let filter_state = crate::http::filter_state::Published::parse(
+            self.filter_state.as_deref().unwrap_or(&[]),
+        )
+        .map_err(|m| ConfigError::new("filter_state", m))?;
 
         let mut config = Config {
             strip_unprotected: Arc::from(Vec::new()),
@@ -264,6 +271,7 @@ impl RawConfig {
             token_cache_entries,
             token_cache_bytes,
             origins,
+            filter_state,
         };
         config.derive();
         Ok(config)

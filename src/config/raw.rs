@@ -21,6 +21,8 @@ pub(super) struct RawConfig {
     pub(super) token_cache: Option<RawTokenCache>,
     #[serde(default)]
     pub(super) allowed_origins: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) filter_state: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

@@ -21,6 +21,7 @@ use crate::decide::{
     decide, decide_at, decide_body, jsonrpc_error, BodyCheck, Decision, Forward, Outcome, Request,
     Retry,
 };
+use crate::http::filter_state::Published;
 use crate::http::headers::Headers;
 use crate::http::response::Response;
 use crate::keys::source::KeySource;
@@ -105,9 +106,17 @@ pub fn record(metrics: &Metrics, outcome: &Outcome, headers: &Headers) {
 }
 
 /// Publishes what a decision tells the rest of Envoy as filter state: one property per
-/// non-empty value (`decide.rs`, `Decision::filter_state`).
-fn publish(decision: &Decision) {
-    decision.filter_state(&mut |name, value| host::set_property(name, value));
+/// non-empty value the configuration's `filter_state` names (`decide.rs`,
+/// `Decision::filter_state`); nothing, and no host call, when it names none.
+fn publish(wanted: Published, values: impl FnOnce(&mut dyn FnMut(&'static str, &str))) {
+    if wanted.is_empty() {
+        return;
+    }
+    values(&mut |name, value| {
+        if wanted.contains(name) {
+            host::set_property(name, value);
+        }
+    });
 }
 
 pub fn send(r: &Response) {
@@ -157,7 +166,7 @@ fn too_large(limit: usize) -> Decision {
 /// Carries out a decision for request `id` (the current effective context). Returns
 /// `Continue` only when the request may go on to the backend now.
 pub fn finish(s: &Shared, id: u32, decision: Decision, headers: Headers) -> Action {
-    publish(&decision);
+    publish(s.config.filter_state, |set| decision.filter_state(set));
     match decision {
         Decision::Continue {
             forward, outcome, ..
@@ -234,7 +243,7 @@ fn refuse_hold(s: &Shared, id: u32, headers: Headers) {
 
 /// Answers a held request whose wait ran out.
 pub fn give_up(s: &Shared, id: u32, response: &Response, outcome: &Outcome, headers: Headers) {
-    outcome.filter_state(&mut |name, value| host::set_property(name, value));
+    publish(s.config.filter_state, |set| outcome.filter_state(set));
     record(&s.metrics, outcome, &headers);
     send(response);
     refuse_hold(s, id, headers);
@@ -372,7 +381,6 @@ impl HttpContext for Http {
                 reason: "not_configured",
                 detail: "no valid configuration".into(),
             };
-            outcome.filter_state(&mut |name, value| host::set_property(name, value));
             record(&self.metrics, &outcome, &Headers::default());
             send(&r);
             return Action::Pause;

@@ -8,6 +8,7 @@ pub mod challenge;
 pub mod cors;
 pub mod decision_headers;
 pub mod extract;
+pub mod filter_state;
 pub mod headers;
 pub mod prm;
 pub mod response;
