@@ -1055,10 +1055,10 @@ fn markdown_configs(file: &str) -> Vec<Value> {
 fn every_example_configuration_validates_against_the_schema() {
     let v = validator();
     let shipped = shipped_plugin_configs();
-    // demo + 5 recipes + 5 WasmPlugins + the EnvoyFilter + the Envoy Gateway policy.
+    // demo + 6 recipes + 5 WasmPlugins + the EnvoyFilter + the Envoy Gateway policy.
     assert_eq!(
         shipped.len(),
-        13,
+        14,
         "{:?}",
         shipped.iter().map(|x| &x.0).collect::<Vec<_>>()
     );
