@@ -264,7 +264,6 @@ impl RawConfig {
         } else {
             ProtectedResource::default()
         };
-        check_rule_resources(&rules, &rule_resources, &protected_resource, top_configured)?;
         let (token_cache_entries, token_cache_bytes) = match self.token_cache {
             None => (
                 crate::token::cache::DEFAULT_MAX_ENTRIES,
@@ -310,6 +309,13 @@ impl RawConfig {
             origins,
         };
         config.derive();
+        // On the derived documents (compared as the bytes each answer sends).
+        check_rule_resources(
+            &config.rules,
+            &config.rule_resources,
+            &config.protected_resource,
+            top_configured,
+        )?;
         Ok(config)
     }
 }

@@ -113,14 +113,15 @@ pub(super) fn validate_prm(
     })
 }
 
-/// Checks rules that carry their own `protected_resource` (`own`, by rule index) against
-/// each other and the top level (`top`; `top_configured`: `protected_resource` was set).
+/// Checks rules that carry their own `protected_resource` (`own`, by rule index, prepared)
+/// against each other and the top level (`top`; `top_configured`: `protected_resource` was
+/// set).
 ///
 /// A client derives the metadata URL from the resource (RFC 9728 §3.3) and the filter
 /// answers `/.well-known/oauth-protected-resource<path>` with the document of the first
 /// rule matching `<path>`; so a rule's `resource` must have a path this rule matches, and
-/// the rule answering that path must serve the same document. Two rules may share a
-/// resource only with the same document. Without a top-level `protected_resource`, every
+/// the rule answering that path must serve the same document (so two rules may share a
+/// resource only with the same document). Without a top-level `protected_resource`, every
 /// rule that requires a token needs its own (there is nothing else to point clients to).
 pub(super) fn check_rule_resources(
     rules: &[Rule],
@@ -129,7 +130,7 @@ pub(super) fn check_rule_resources(
     top_configured: bool,
 ) -> Result<(), ConfigError> {
     use crate::authz::rules::first_match;
-    use crate::http::prm::{document, metadata_url_for_resource, resource_url_path};
+    use crate::http::prm::{metadata_url_for_resource, resource_url_path};
     if own.iter().all(Option::is_none) {
         return Ok(());
     }
@@ -139,10 +140,10 @@ pub(super) fn check_rule_resources(
         rule.requires?;
         Some(own.get(j).and_then(Option::as_ref).unwrap_or(top))
     };
-    // Whether `b` answers with exactly `a`'s document for `a`'s configured resource.
-    let same = |a: &ProtectedResource, b: &ProtectedResource| match (&a.resource, &b.resource) {
-        (Some(ra), Some(rb)) => ra == rb && document(a, ra) == document(b, rb),
-        _ => false,
+    // Whether `b` answers with exactly `a`'s document for `a`'s configured resource (the
+    // documents are prepared: `Config::derive` ran).
+    let same = |a: &ProtectedResource, b: &ProtectedResource| {
+        a.resource.is_some() && a.resource == b.resource && a.document == b.document
     };
     for (i, rule) in rules.iter().enumerate() {
         let field = format!("rules[{i}].protected_resource");
@@ -160,49 +161,34 @@ pub(super) fn check_rule_resources(
         let Some(resource) = &pr.resource else {
             continue;
         };
-        for (k, other) in own.iter().enumerate().take(i) {
-            if let Some(other) = other {
-                if other.resource.as_ref() == Some(resource) && !same(pr, other) {
-                    return Err(ConfigError::new(
-                        field,
-                        format!(
-                            "rules[{k}] claims the same resource {resource:?} with a different \
-                             document; one resource has one metadata document"
-                        ),
-                    ));
-                }
-            }
-        }
         let path = resource_url_path(resource);
         let metadata = metadata_url_for_resource(resource);
-        if path.is_empty() {
-            return Err(ConfigError::new(
-                format!("{field}.resource"),
-                format!(
-                    "{resource:?} has no path, so its metadata would be the root document (the \
-                     top-level protected_resource's); end it in the path this rule protects ({:?})",
-                    rule.matcher.pattern()
-                ),
-            ));
-        }
+        // A resource without a path has the root metadata URL, which no rule answers.
         if !rule.matcher.matches(path) {
             return Err(ConfigError::new(
                 format!("{field}.resource"),
                 format!(
                     "{resource:?} must end in the path this rule protects ({:?}): clients fetch \
-                     its metadata from {metadata} (RFC 9728 §3.3), which names path {path:?}",
+                     its metadata from {metadata} (RFC 9728 §3.3)",
                     rule.matcher.pattern()
                 ),
             ));
         }
+        // Another rule answers that URL first (so, claiming the same resource, it must say
+        // the same).
         if let Some((j, _)) = first_match(rules, path).filter(|(j, _)| *j != i) {
-            if !served(j).is_some_and(|b| same(pr, b)) {
+            let answer = served(j);
+            if !answer.is_some_and(|b| same(pr, b)) {
+                let what = if answer.is_some_and(|b| b.resource == pr.resource) {
+                    "claims the same resource with a different document"
+                } else {
+                    "matches that path first and serves another document"
+                };
                 return Err(ConfigError::new(
-                    format!("{field}.resource"),
+                    field,
                     format!(
-                        "clients fetch its metadata from {metadata} (RFC 9728 §3.3), but rules[{j}] \
-                         matches {path:?} first and does not serve this document; order the \
-                         rules so that rules[{i}] comes first"
+                        "clients fetch its metadata from {metadata} (RFC 9728 §3.3), but \
+                         rules[{j}] {what}"
                     ),
                 ));
             }

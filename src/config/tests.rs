@@ -444,7 +444,7 @@ fn a_rules_protected_resource_is_checked_and_errors_name_the_rule() {
                 v["rules"][1]["protected_resource"]["resource"] = json!("https://mcp.example.com/")
             }),
             "rules[1].protected_resource.resource",
-            "has no path",
+            "must end in the path this rule protects (\"/b/mcp\"): clients fetch its metadata from https://mcp.example.com/.well-known/oauth-protected-resource (RFC 9728",
         ),
         (
             Box::new(|v| {
@@ -471,7 +471,7 @@ fn a_rules_protected_resource_is_checked_and_errors_name_the_rule() {
                 );
             }),
             "rules[1].protected_resource",
-            "rules[0] claims the same resource \"https://mcp.example.com/a/mcp\" with a different document",
+            "rules[0] claims the same resource with a different document",
         ),
         (
             // An earlier rule answers the resource's path with another document.
@@ -483,8 +483,8 @@ fn a_rules_protected_resource_is_checked_and_errors_name_the_rule() {
                            "protected_resource": {"resource": "https://mcp.example.com/b"}}),
                 );
             }),
-            "rules[2].protected_resource.resource",
-            "rules[0] matches \"/b/mcp\" first",
+            "rules[2].protected_resource",
+            "https://mcp.example.com/.well-known/oauth-protected-resource/b/mcp (RFC 9728 §3.3), but rules[0] matches that path first",
         ),
         (
             Box::new(|v| {
