@@ -346,8 +346,10 @@ fn decide_headers(
 
     // Built only when an answer needs them (not on the allowed path): the rule's own
     // metadata, else the top-level one.
-    let pr = cfg.resource_for(rule_index);
-    let metadata = || prm::metadata_url(pr, request_origin(pr, req).as_deref(), path);
+    let metadata = || {
+        let pr = cfg.resource_for(rule_index);
+        prm::metadata_url(pr, request_origin(pr, req).as_deref(), path)
+    };
     // The 401's `scope` was worked out with the configuration (`rules::challenge_scope`).
     let challenge = |error: Option<BearerError>, description: Option<&str>| {
         let metadata = metadata();
