@@ -383,15 +383,6 @@ fn decide_headers(
     clock: &dyn Clock,
 ) -> Decision {
     let path = rules::path_only(req.path);
-    // The request's own origin is read only when no `resource` is configured: a configured
-    // one names both the metadata URL and the document's resource (http/prm.rs).
-    let origin = || {
-        if cfg.protected_resource.resource.is_some() {
-            None
-        } else {
-            prm::request_origin(req.forwarded_proto, req.scheme, req.authority)
-        }
-    };
 
     if rules::is_suspicious(path) {
         let r = Response::new(400).error_body(
@@ -403,7 +394,7 @@ fn decide_headers(
 
     // Well-known paths: metadata we serve, or 404 unless a rule names the path explicitly.
     if let Some(resource_path) = prm::resource_path(path) {
-        return serve_prm(cfg, req, resource_path, origin().as_deref());
+        return serve_prm(cfg, req, resource_path);
     }
     let rule = rules::first_match(&cfg.rules, path);
     if path.starts_with("/.well-known/")
@@ -453,8 +444,12 @@ fn decide_headers(
         };
     }
 
-    // Built only when an answer needs them (not on the allowed path).
-    let metadata = || prm::metadata_url(&cfg.protected_resource, origin().as_deref(), path);
+    // Built only when an answer needs them (not on the allowed path): the rule's own
+    // metadata, else the top-level one.
+    let metadata = || {
+        let pr = cfg.resource_for(rule_index);
+        prm::metadata_url(pr, request_origin(pr, req).as_deref(), path)
+    };
     // The 401's `scope` was worked out with the configuration (`rules::challenge_scope`).
     let challenge = |error: Option<BearerError>, description: Option<&str>| {
         let metadata = metadata();
@@ -989,24 +984,34 @@ fn mcp_preflight() -> Response {
         .header("access-control-max-age", "86400")
 }
 
-fn serve_prm(
-    cfg: &Config,
-    req: &Request<'_>,
-    resource_path: &str,
-    origin: Option<&str>,
-) -> Decision {
-    let pr = &cfg.protected_resource;
+/// The request's own origin, read only when `pr` has no `resource`: a configured one names
+/// both the metadata URL and the document's resource (http/prm.rs).
+fn request_origin(pr: &prm::ProtectedResource, req: &Request<'_>) -> Option<String> {
+    if pr.resource.is_some() {
+        None
+    } else {
+        prm::request_origin(req.forwarded_proto, req.scheme, req.authority)
+    }
+}
+
+fn serve_prm(cfg: &Config, req: &Request<'_>, resource_path: &str) -> Decision {
     let path = rules::path_only(req.path);
-    // The root form describes the origin; a path form only a path some rule protects.
-    let protected = resource_path.is_empty()
-        || rules::first_match(&cfg.rules, resource_path).is_some_and(|(_, r)| r.requires.is_some());
-    if !protected || pr.authorization_servers.is_empty() {
+    // The root form is the top-level document; a path form is the document of the rule that
+    // protects the path (its own, else the top-level one), if a rule protects it.
+    let pr = if resource_path.is_empty() {
+        Some(&cfg.protected_resource)
+    } else {
+        rules::first_match(&cfg.rules, resource_path)
+            .filter(|(_, r)| r.requires.is_some())
+            .map(|(i, _)| cfg.resource_for(i))
+    };
+    let Some(pr) = pr.filter(|pr| !pr.authorization_servers.is_empty()) else {
         return denied(
             prm::not_found(path),
             "not_found",
             "no metadata for this path",
         );
-    }
+    };
     match req.method {
         "GET" | "HEAD" => {}
         "OPTIONS" => {
@@ -1019,7 +1024,7 @@ fn serve_prm(
         }
         _ => return denied(prm::method_not_allowed(), "invalid_request", "PRM method"),
     }
-    let resource = match (&pr.resource, origin) {
+    let resource = match (&pr.resource, request_origin(pr, req)) {
         (Some(r), _) => r.clone(),
         (None, Some(o)) => format!("{o}{resource_path}"),
         (None, None) => {
@@ -1487,6 +1492,99 @@ mod tests {
             r.get_header("www-authenticate"),
             Some("Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\"")
         );
+    }
+
+    #[test]
+    fn each_rule_with_its_own_protected_resource_answers_and_challenges_for_itself() {
+        const ISS_B: &str = "https://okta.example.com/oauth2/default";
+        const A: &str = "https://mcp.example.com/a/mcp";
+        const B: &str = "https://mcp.example.com/b/mcp";
+        let v = json!({
+            "providers": {
+                "idp": {"issuer": ISS, "audiences": [A], "algorithms": ["EdDSA"],
+                        "local_jwks": {"inline_string": jwks()}},
+                "okta": {"issuer": ISS_B, "audiences": [B], "algorithms": ["EdDSA"],
+                         "local_jwks": {"inline_string": jwks()}, "scope_claims": ["scp"]}
+            },
+            "rules": [
+                {"match": {"prefix": "/a/mcp"}, "requires": {"provider_name": "idp"},
+                 "protected_resource": {"resource": A, "scopes_supported": ["a.read"]}},
+                {"match": {"prefix": "/b/mcp"}, "requires": {"provider_name": "okta"},
+                 "required_scopes": ["b.use"],
+                 "protected_resource": {"resource": B, "resource_name": "B"}},
+                {"match": {"prefix": "/open"}}
+            ]
+        });
+        let cfg = Config::parse(v.to_string().as_bytes()).unwrap();
+        let doc = |path: &str| {
+            let (r, o) = respond(run(&cfg, &req("GET", path, vec![])));
+            let body = serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null);
+            (r.status, reason(&o), body)
+        };
+        let (status, _, a) = doc("/.well-known/oauth-protected-resource/a/mcp");
+        assert_eq!(status, 200);
+        assert_eq!(a["resource"], A);
+        assert_eq!(a["authorization_servers"], json!([ISS]));
+        assert_eq!(a["scopes_supported"], json!(["a.read"]));
+        let (status, _, b) = doc("/.well-known/oauth-protected-resource/b/mcp");
+        assert_eq!(status, 200);
+        assert_eq!(b["resource"], B);
+        assert_eq!(b["authorization_servers"], json!([ISS_B]));
+        assert_eq!(b["resource_name"], "B");
+        assert!(b.get("scopes_supported").is_none(), "{b}");
+        // No top-level protected_resource: no root document; the open path has none.
+        assert_eq!(doc("/.well-known/oauth-protected-resource").0, 404);
+        assert_eq!(doc("/.well-known/oauth-protected-resource/open").0, 404);
+
+        let www = |d: Decision| {
+            let (r, o) = respond(d);
+            let h = r.get_header("www-authenticate").unwrap_or("").to_string();
+            (r.status, reason(&o), h)
+        };
+        let meta = |r: &str| {
+            format!(
+                "resource_metadata=\"{}\"",
+                prm::metadata_url_for_resource(r)
+            )
+        };
+        let (status, _, h) = www(run(&cfg, &req("POST", "/a/mcp", vec![])));
+        assert_eq!(status, 401);
+        assert!(
+            h.contains(&meta(A)) && h.contains("scope=\"a.read\""),
+            "{h}"
+        );
+        let (status, _, h) = www(run(&cfg, &req("POST", "/b/mcp/x", vec![])));
+        assert_eq!(status, 401);
+        assert!(h.contains(&meta(B)) && h.contains("scope=\"b.use\""), "{h}");
+
+        // A's token is A's only: on B it fails B's issuer check, and a token from B's
+        // issuer made out to A fails B's audience check; both point at B's metadata.
+        let claims_for = |iss: &str, aud: &str, scp: &str| {
+            json!({"iss": iss, "aud": aud, "sub": "u", "exp": NOW + 300, "iat": NOW - 10,
+                   "scp": scp})
+        };
+        let a_token = format!("Bearer {}", token(claims_for(ISS, A, "")));
+        assert!(matches!(
+            run(&cfg, &req("GET", "/a/mcp", vec![&a_token])),
+            Decision::Continue { .. }
+        ));
+        let (status, why, h) = www(run(&cfg, &req("GET", "/b/mcp", vec![&a_token])));
+        assert_eq!((status, why), (401, "issuer"), "{h}");
+        assert!(h.contains(&meta(B)), "{h}");
+        let for_a = format!("Bearer {}", token(claims_for(ISS_B, A, "b.use")));
+        let (status, why, h) = www(run(&cfg, &req("GET", "/b/mcp", vec![&for_a])));
+        assert_eq!((status, why), (401, "audience"), "{h}");
+        assert!(h.contains(&meta(B)), "{h}");
+        // B's 403 points at B's metadata too.
+        let no_scope = format!("Bearer {}", token(claims_for(ISS_B, B, "other")));
+        let (status, why, h) = www(run(&cfg, &req("GET", "/b/mcp", vec![&no_scope])));
+        assert_eq!((status, why), (403, "insufficient_scope"), "{h}");
+        assert!(h.contains(&meta(B)), "{h}");
+        let b_token = format!("Bearer {}", token(claims_for(ISS_B, B, "b.use")));
+        assert!(matches!(
+            run(&cfg, &req("GET", "/b/mcp", vec![&b_token])),
+            Decision::Continue { .. }
+        ));
     }
 
     #[test]

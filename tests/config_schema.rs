@@ -118,7 +118,20 @@ fn kitchen_sink() -> Value {
                     "trust_headers": false
                 }
             },
-            { "match": { "path": "/healthz" } }
+            { "match": { "path": "/healthz" } },
+            {
+                "match": { "prefix": "/tickets" },
+                "requires": { "provider_name": "disc" },
+                "protected_resource": {
+                    "resource": "https://mcp.example.com/tickets",
+                    "authorization_servers": ["https://kc.example.com/realms/r"],
+                    "scopes_supported": ["tickets.read"],
+                    "resource_name": "Tickets",
+                    "resource_documentation": "https://mcp.example.com/tickets/docs",
+                    "resource_policy_uri": "https://mcp.example.com/tickets/policy",
+                    "resource_tos_uri": "https://mcp.example.com/tickets/tos"
+                }
+            }
         ],
         "unmatched": "deny",
         "max_token_bytes": 8192,
@@ -527,6 +540,11 @@ fn string_shapes_agree() {
         if !seen.insert(n.path.clone()) {
             continue;
         }
+        // A rule's resource is a URL and more: its path must be the rule's
+        // (known_differences), which the shape's sample URLs are not.
+        if n.path == "rules[].protected_resource.resource" {
+            continue;
+        }
         let Some(r) = n.raw.get("$ref").and_then(Value::as_str) else {
             continue;
         };
@@ -824,6 +842,25 @@ fn structure_rules_agree() {
             true,
         ),
         (
+            "protected_resource without requires",
+            without(&s, "/rules/2/requires"),
+            false,
+        ),
+        (
+            "empty rule authorization_servers",
+            with(
+                &s,
+                "/rules/2/protected_resource/authorization_servers",
+                json!([]),
+            ),
+            false,
+        ),
+        (
+            "rule protected_resource empty",
+            with(&s, "/rules/2/protected_resource", json!({})),
+            true,
+        ),
+        (
             "empty authorization_servers",
             with(&s, "/protected_resource/authorization_servers", json!([])),
             false,
@@ -935,6 +972,37 @@ fn known_differences() {
             ),
         ),
         (
+            "a rule's resource not ending in its path",
+            with(
+                &s,
+                "/rules/2/protected_resource/resource",
+                json!("https://mcp.example.com/other"),
+            ),
+        ),
+        (
+            "a rule's resource without a path",
+            with(
+                &s,
+                "/rules/2/protected_resource/resource",
+                json!("https://mcp.example.com"),
+            ),
+        ),
+        (
+            "two rules claiming one resource with different documents",
+            {
+                let mut d = s.clone();
+                let mut twin = s["rules"][2].clone();
+                twin["match"] = json!({ "path": "/tickets" });
+                twin["protected_resource"]["resource_name"] = json!("Other");
+                d["rules"].as_array_mut().unwrap().insert(2, twin);
+                d
+            },
+        ),
+        (
+            "a rule requiring a token without metadata when only rules have it",
+            without(&s, "/protected_resource"),
+        ),
+        (
             "allowed_tenants without {tenantid}",
             without(
                 &with(
@@ -989,10 +1057,10 @@ fn markdown_configs(file: &str) -> Vec<Value> {
 fn every_example_configuration_validates_against_the_schema() {
     let v = validator();
     let shipped = shipped_plugin_configs();
-    // demo + 5 recipes + 5 WasmPlugins + the EnvoyFilter + the Envoy Gateway policy.
+    // demo + 6 recipes + 5 WasmPlugins + the EnvoyFilter + the Envoy Gateway policy.
     assert_eq!(
         shipped.len(),
-        13,
+        14,
         "{:?}",
         shipped.iter().map(|x| &x.0).collect::<Vec<_>>()
     );

@@ -15,7 +15,11 @@
 //! - each recipe's access log prints every published filter state value (the decision, who,
 //!   which tool: `tests/filter_state.rs` runs the format) and neither the token nor the query;
 //! - each recipe boots for real (listener and admin on 127.0.0.1) and answers its RFC 9728
-//!   metadata and a 401 challenge naming it.
+//!   metadata and a 401 challenge naming it;
+//! - the gateway recipe (one listener, three MCP servers, Entra and Okta, one open): every
+//!   protected rule has its own metadata naming its provider's issuer and an Envoy route to
+//!   its own upstream cluster, and once booted each server answers its own document and
+//!   its own challenge.
 
 #![allow(
     clippy::unwrap_used,
@@ -39,6 +43,17 @@ const RECIPES: [&str; 5] = [
     "envoy/recipes/keycloak.yaml",
     "envoy/recipes/okta.yaml",
 ];
+
+/// Several MCP servers behind one listener, each rule with its own `protected_resource`.
+const GATEWAY: &str = "envoy/recipes/gateway.yaml";
+
+/// Every recipe: the single-provider ones and the gateway.
+fn all_recipes() -> Vec<&'static str> {
+    let mut all = RECIPES.to_vec();
+    all.push(GATEWAY);
+    all.sort_unstable();
+    all
+}
 
 struct Recipe {
     file: String,
@@ -73,7 +88,7 @@ fn clusters(doc: &Value) -> &Vec<Value> {
 
 #[test]
 fn the_recipe_set_is_complete() {
-    assert_eq!(files("envoy/recipes", ".yaml"), RECIPES.to_vec());
+    assert_eq!(files("envoy/recipes", ".yaml"), all_recipes());
 }
 
 #[test]
@@ -107,7 +122,7 @@ fn recipe_plugin_configs_pass_config_parse() {
 
 #[test]
 fn recipe_wasm_options_are_the_ones_that_matter() {
-    for f in RECIPES {
+    for f in all_recipes() {
         let r = recipe(f);
         let pc = wasm_plugin_configs(&r.doc)[0];
         assert_eq!(pc["failure_policy"], "FAIL_CLOSED", "{f}");
@@ -184,7 +199,7 @@ fn cluster_problems(plugin: &Value, clusters: &[Value]) -> Vec<String> {
 
 #[test]
 fn recipe_callout_clusters_exist_with_tls_for_their_host() {
-    for f in RECIPES {
+    for f in all_recipes() {
         let r = recipe(f);
         assert!(!callouts(&r.plugin).is_empty(), "{f}: no remote key source");
         let problems = cluster_problems(&r.plugin, clusters(&r.doc));
@@ -278,14 +293,16 @@ fn recipe_provider_shapes() {
 
 #[test]
 fn envoy_validates_every_recipe_and_runs_on_configure() {
-    for f in RECIPES {
+    for f in all_recipes() {
         let r = recipe(f);
+        let providers = r.plugin["providers"].as_object().unwrap().len();
         let v = envoy_validate(&for_this_host(&r.text), f);
         assert!(v.ok, "{f}: envoy --mode validate failed:\n{}", v.errors());
         assert!(v.log.contains(" OK"), "{f}: {}", v.log);
         // The filter's on_configure logs this once it accepted the configuration.
         assert!(
-            v.log.contains("configured 1 provider(s)"),
+            v.log
+                .contains(&format!("configured {providers} provider(s)")),
             "{f}: validate did not run on_configure:\n{}",
             v.log
         );
@@ -469,8 +486,117 @@ fn every_recipe_logs_the_published_decision_and_never_the_token() {
         !upper.contains("AUTHORIZATION") && !upper.contains(":PATH"),
         "{want}"
     );
-    for f in RECIPES {
+    for f in all_recipes() {
         let r = recipe(f);
         assert_eq!(access_log_format(&r.doc), want, "{}", r.file);
     }
+}
+
+#[test]
+fn gateway_recipe_gives_each_server_its_metadata_provider_route_and_cluster() {
+    let r = recipe(GATEWAY);
+    let cfg = Config::parse(r.plugin_text.as_bytes())
+        .unwrap_or_else(|e| panic!("{GATEWAY}: the filter refuses its configuration: {e}"));
+    assert_eq!(cfg.providers.len(), 2);
+    assert!(
+        r.plugin.get("protected_resource").is_none(),
+        "no top-level document"
+    );
+    let routes = r.doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = clusters(&r.doc)
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let mut upstreams = Vec::new();
+    let mut issuers = Vec::new();
+    for (i, rule) in cfg.rules.iter().enumerate() {
+        let prefix = rule.matcher.pattern();
+        // An Envoy route with exactly this prefix sends it to a cluster the file defines.
+        let route = routes
+            .iter()
+            .find(|x| x["match"]["prefix"] == prefix)
+            .unwrap_or_else(|| panic!("rules[{i}] {prefix}: no Envoy route"));
+        let cluster = route["route"]["cluster"].as_str().unwrap();
+        assert!(names.contains(&cluster), "rules[{i}]: {cluster} undefined");
+        upstreams.push(cluster.to_string());
+        let Some(p) = rule.requires else {
+            assert!(cfg.rule_resources[i].is_none(), "rules[{i}]");
+            continue;
+        };
+        // Its own metadata: its resource ends in its path; its provider's issuer.
+        let own = cfg.rule_resources[i]
+            .as_ref()
+            .unwrap_or_else(|| panic!("rules[{i}]"));
+        let resource = own.resource.as_deref().unwrap();
+        assert_eq!(
+            resource,
+            format!("https://mcp.example.com{prefix}"),
+            "rules[{i}]"
+        );
+        let issuer = &cfg.providers[p].issuer;
+        assert_eq!(
+            own.authorization_servers,
+            std::slice::from_ref(issuer),
+            "rules[{i}]"
+        );
+        issuers.push(issuer.clone());
+    }
+    upstreams.dedup();
+    assert_eq!(upstreams.len(), 3, "three upstream clusters: {upstreams:?}");
+    assert_eq!(cfg.rules.len(), 3);
+    assert_eq!(issuers.len(), 2);
+    assert_ne!(issuers[0], issuers[1], "two identity providers");
+}
+
+#[test]
+fn gateway_recipe_boots_and_answers_each_servers_metadata_and_challenge() {
+    let r = recipe(GATEWAY);
+    let yaml = bootable(&r);
+    let envoy = EnvoyBuilder::new("{}")
+        .map_yaml(move |_| yaml.clone())
+        .start()
+        .unwrap_or_else(|e| panic!("{GATEWAY}: {e}"));
+    for rule in r.plugin["rules"].as_array().unwrap() {
+        let Some(prm) = rule.get("protected_resource") else {
+            continue;
+        };
+        let path = rule["match"]["prefix"].as_str().unwrap();
+        let metadata = format!("/.well-known/oauth-protected-resource{path}");
+        let doc = http::get(envoy.port(), &metadata);
+        assert_eq!(doc.status, 200, "{path}: {}", doc.text());
+        let body = doc.json();
+        assert_eq!(body["resource"], prm["resource"], "{path}");
+        assert_eq!(
+            body["authorization_servers"], prm["authorization_servers"],
+            "{path}"
+        );
+        let resp = http::request(
+            envoy.port(),
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        );
+        assert_eq!(resp.status, 401, "{path}");
+        let challenge = resp.header("www-authenticate").unwrap_or("");
+        assert!(
+            challenge.contains(&format!(
+                "resource_metadata=\"https://mcp.example.com{metadata}\""
+            )),
+            "{path}: {challenge}"
+        );
+    }
+    // No top-level document; the open server is not challenged; other paths are refused.
+    assert_eq!(
+        http::get(envoy.port(), "/.well-known/oauth-protected-resource").status,
+        404
+    );
+    let open = http::get(envoy.port(), "/docs/mcp");
+    assert!(![401, 403].contains(&open.status), "{}", open.status);
+    assert!(open.header("www-authenticate").is_none());
+    assert_eq!(http::get(envoy.port(), "/admin").status, 403);
 }

@@ -199,20 +199,23 @@ fn scheme_authority(url: &str) -> Option<(&str, &str)> {
 
 fn metadata(report: &mut Report, cfg: &Config, origin_flag: Option<&str>) {
     report.out("protected resource metadata (RFC 9728):");
-    let pr = &cfg.protected_resource;
-    let origin = match (origin_flag, &pr.resource) {
-        (Some(o), _) => o.trim_end_matches('/').to_string(),
-        (None, Some(r)) => scheme_authority(r)
-            .map(|(s, a)| format!("{s}://{a}"))
-            .unwrap_or_default(),
-        (None, None) => {
-            report.out(
-                "  (no protected_resource.resource: URLs follow the request's host; shown for \
-                 https://mcp.example.com, pass --origin to choose)",
-            );
-            "https://mcp.example.com".to_string()
-        }
+    // A rule's own protected_resource, else the top-level one.
+    let origin_of = |pr: &prm::ProtectedResource| match (origin_flag, &pr.resource) {
+        (Some(o), _) => Some(o.trim_end_matches('/').to_string()),
+        (None, Some(r)) => scheme_authority(r).map(|(s, a)| format!("{s}://{a}")),
+        (None, None) => None,
     };
+    let derived = cfg
+        .rules
+        .iter()
+        .enumerate()
+        .any(|(i, r)| r.requires.is_some() && origin_of(cfg.resource_for(i)).is_none());
+    if derived {
+        report.out(
+            "  (no protected_resource.resource: URLs follow the request's host; shown for \
+             https://mcp.example.com, pass --origin to choose)",
+        );
+    }
     let mut seen: Vec<String> = Vec::new();
     let mut any = false;
     for (i, rule) in cfg.rules.iter().enumerate() {
@@ -221,6 +224,8 @@ fn metadata(report: &mut Report, cfg: &Config, origin_flag: Option<&str>) {
         }
         any = true;
         let path = rule.matcher.pattern();
+        let pr = cfg.resource_for(i);
+        let origin = origin_of(pr).unwrap_or_else(|| "https://mcp.example.com".to_string());
         let Some(url) = prm::metadata_url(pr, Some(&origin), path).map(|u| u.into_owned()) else {
             continue;
         };

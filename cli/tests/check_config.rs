@@ -142,3 +142,40 @@ fn usage_errors_exit_2() {
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("check-config FILE"));
 }
+
+#[test]
+fn each_rules_own_metadata_is_shown() {
+    let provider = |iss: &str| {
+        json!({"issuer": iss, "audiences": ["mcp"], "algorithms": ["RS256"],
+               "local_jwks": {"inline_string": jwks()}})
+    };
+    let cfg = json!({
+        "providers": {"a": provider("https://a.example.com/"), "b": provider("https://b.example.com/")},
+        "rules": [
+            {"match": {"prefix": "/a/mcp"}, "requires": {"provider_name": "a"},
+             "protected_resource": {"resource": "https://mcp.example.com/a/mcp"}},
+            {"match": {"prefix": "/b/mcp"}, "requires": {"provider_name": "b"},
+             "protected_resource": {"resource": "https://mcp.example.com/b/mcp"}},
+            {"match": {"prefix": "/open"}}
+        ]
+    });
+    let file = temp_file("gateway.json", cfg.to_string().as_bytes());
+    let r = cli(&["check-config", &file]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let out = &r.stdout;
+    for (i, s) in [(0, "a"), (1, "b")] {
+        let url = format!("https://mcp.example.com/.well-known/oauth-protected-resource/{s}/mcp");
+        assert!(
+            out.contains(&format!(
+                "rules[{i}] /{s}/mcp: 401 challenges point to {url}"
+            )),
+            "{out}"
+        );
+        assert!(out.contains(&format!("GET {url} -> 200")), "{out}");
+        assert!(
+            out.contains(&format!("\"https://{s}.example.com/\"")),
+            "{s}'s issuer in its document: {out}"
+        );
+    }
+    assert!(!out.contains("same document as above"), "{out}");
+}

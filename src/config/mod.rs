@@ -83,7 +83,13 @@ impl std::error::Error for ConfigError {}
 pub struct Config {
     pub providers: Vec<Provider>,
     pub rules: Vec<Rule>,
+    /// The top-level `protected_resource`: the root document, and the metadata of every
+    /// rule without its own. Without `authorization_servers` (no top-level one while rules
+    /// carry theirs) it describes nothing: the root form is 404.
     pub protected_resource: ProtectedResource,
+    /// By rule index: the rule's own `protected_resource`, `None` for the top-level one
+    /// ([`Config::resource_for`]).
+    pub rule_resources: Vec<Option<ProtectedResource>>,
     pub unmatched: Unmatched,
     pub max_token_bytes: usize,
     /// Verified-token cache bounds per VM (`max_entries` 0 disables it).
@@ -128,6 +134,15 @@ impl Config {
     pub fn provider_by_name(&self, name: &str) -> Option<&Provider> {
         self.providers.iter().find(|p| p.name == name)
     }
+
+    /// The metadata of rule `rule`'s paths: its own `protected_resource`, else the
+    /// top-level one.
+    pub fn resource_for(&self, rule: usize) -> &ProtectedResource {
+        match self.rule_resources.get(rule) {
+            Some(Some(own)) => own,
+            _ => &self.protected_resource,
+        }
+    }
 }
 
 /// serde_json appends "at line 1 column 17"; for one-line JSON in YAML that is noise.
@@ -146,6 +161,7 @@ impl RawConfig {
         }
 
         let mut rules = Vec::with_capacity(self.rules.len());
+        let mut rule_resources = Vec::with_capacity(self.rules.len());
         for (i, raw) in self.rules.into_iter().enumerate() {
             let field = format!("rules[{i}]");
             let matcher = match (raw.matcher.prefix, raw.matcher.path) {
@@ -196,6 +212,21 @@ impl RawConfig {
                     "scopes need a token: add requires.provider_name",
                 ));
             }
+            let own = match (raw.protected_resource, requires) {
+                (None, _) => None,
+                (Some(_), None) => {
+                    return Err(ConfigError::new(
+                        format!("{field}.protected_resource"),
+                        "metadata describes a protected path: add requires.provider_name",
+                    ))
+                }
+                (Some(pr), Some(p)) => Some(validate_prm(
+                    Some(pr),
+                    &format!("{field}.protected_resource"),
+                    issuers(providers.get(p)),
+                )?),
+            };
+            rule_resources.push(own);
             rules.push(Rule {
                 matcher,
                 requires,
@@ -224,7 +255,18 @@ impl RawConfig {
             ));
         }
 
-        let protected_resource = validate_prm(self.protected_resource, &providers)?;
+        // Without a top-level document while rules carry their own, there is none: the
+        // providers' issuers together describe no one resource.
+        let top_configured = self.protected_resource.is_some();
+        let protected_resource = if top_configured || rule_resources.iter().all(Option::is_none) {
+            validate_prm(
+                self.protected_resource,
+                "protected_resource",
+                issuers(&providers),
+            )?
+        } else {
+            ProtectedResource::default()
+        };
         let (token_cache_entries, token_cache_bytes) = match self.token_cache {
             None => (
                 crate::token::cache::DEFAULT_MAX_ENTRIES,
@@ -266,6 +308,7 @@ impl RawConfig {
             providers,
             rules,
             protected_resource,
+            rule_resources,
             unmatched,
             max_token_bytes,
             token_cache_entries,
@@ -274,6 +317,13 @@ impl RawConfig {
             filter_state,
         };
         config.derive();
+        // On the derived documents (compared as the bytes each answer sends).
+        check_rule_resources(
+            &config.rules,
+            &config.rule_resources,
+            &config.protected_resource,
+            top_configured,
+        )?;
         Ok(config)
     }
 }
@@ -281,7 +331,7 @@ impl RawConfig {
 impl Config {
     /// Fills in what is derived from the rest, once, so no request recomputes it: the
     /// strip lists, each rule's challenge `scope`, and the
-    /// metadata URL and document of a configured `resource`. `parse` calls it; code that
+    /// metadata URL and document of each configured `resource` (top level and rules). `parse` calls it; code that
     /// edits a `Config` (tests) calls it again.
     pub fn derive(&mut self) {
         let mut names: Vec<String> = Vec::new();
@@ -307,18 +357,22 @@ impl Config {
             })
             .collect();
         self.strip_unprotected = names.into();
-        for rule in &mut self.rules {
+        for (i, rule) in self.rules.iter_mut().enumerate() {
             let prefix = rule
                 .requires
                 .and_then(|i| self.providers.get(i))
                 .and_then(|p| p.scope_prefix.as_deref());
-            rule.challenge_scope = crate::authz::rules::challenge_scope(
-                rule,
-                prefix,
-                &self.protected_resource.scopes_supported,
-            );
+            let resource = match self.rule_resources.get(i) {
+                Some(Some(own)) => own,
+                _ => &self.protected_resource,
+            };
+            rule.challenge_scope =
+                crate::authz::rules::challenge_scope(rule, prefix, &resource.scopes_supported);
         }
         self.protected_resource = std::mem::take(&mut self.protected_resource).prepared();
+        for own in self.rule_resources.iter_mut().flatten() {
+            *own = std::mem::take(own).prepared();
+        }
     }
 }
 

@@ -119,6 +119,8 @@ pub(super) struct RawRule {
     pub(super) required_scopes: Vec<String>,
     #[serde(default)]
     pub(super) mcp: Option<RawMcp>,
+    #[serde(default)]
+    pub(super) protected_resource: Option<RawProtectedResource>,
 }
 
 #[derive(Deserialize)]

@@ -351,3 +351,171 @@ fn empty_or_non_object_config_is_refused() {
     assert!(Config::parse(b"{}").is_err());
     assert!(Config::parse(b"{\"providers\":{},\"rules\":[]} x").is_err());
 }
+
+/// Two providers, two servers with their own metadata, one open path, no top-level
+/// `protected_resource`.
+fn gateway() -> serde_json::Value {
+    let mut v = base();
+    v["providers"]["okta"] = v["providers"]["entra"].clone();
+    v["providers"]["okta"]["issuer"] = json!("https://okta.example.com/oauth2/default");
+    v["rules"] = json!([
+        {"match": {"prefix": "/a/mcp"}, "requires": {"provider_name": "entra"},
+         "protected_resource": {"resource": "https://mcp.example.com/a/mcp",
+                                "scopes_supported": ["a.read", "a.write"],
+                                "resource_name": "A"}},
+        {"match": {"prefix": "/b/mcp"}, "requires": {"provider_name": "okta"},
+         "required_scopes": ["b.use"],
+         "protected_resource": {"resource": "https://mcp.example.com/b/mcp"}},
+        {"match": {"prefix": "/open"}}
+    ]);
+    v
+}
+
+#[test]
+fn rules_carry_their_own_protected_resource_derived_once() {
+    let c = Config::parse(gateway().to_string().as_bytes()).expect("valid");
+    // No top-level document: the root form has nothing to say (404 in decide).
+    assert!(c.protected_resource.authorization_servers.is_empty());
+    assert!(c.protected_resource.resource.is_none());
+    let a = c.resource_for(0);
+    assert_eq!(a.resource.as_deref(), Some("https://mcp.example.com/a/mcp"));
+    // Unset authorization_servers: the rule's own provider's issuer, not every issuer.
+    assert_eq!(
+        a.authorization_servers,
+        ["https://login.example.com/t/v2.0"]
+    );
+    assert_eq!(
+        a.metadata_url.as_deref(),
+        Some("https://mcp.example.com/.well-known/oauth-protected-resource/a/mcp")
+    );
+    let doc: serde_json::Value = serde_json::from_slice(a.document.as_deref().unwrap()).unwrap();
+    assert_eq!(doc["resource_name"], "A");
+    let b = c.resource_for(1);
+    assert_eq!(
+        b.authorization_servers,
+        ["https://okta.example.com/oauth2/default"]
+    );
+    assert_eq!(
+        b.metadata_url.as_deref(),
+        Some("https://mcp.example.com/.well-known/oauth-protected-resource/b/mcp")
+    );
+    // The 401 scope: the rule's required scopes, else its own scopes_supported.
+    assert_eq!(c.rules[0].challenge_scope, "a.read a.write");
+    assert_eq!(c.rules[1].challenge_scope, "b.use");
+    // An open rule has none; the top-level stands in (and describes nothing here).
+    assert!(c.rule_resources[2].is_none());
+    assert!(c.resource_for(2).authorization_servers.is_empty());
+
+    // With a top-level document, rules without their own use it.
+    let mut v = gateway();
+    v["protected_resource"] = json!({"scopes_supported": ["top"]});
+    v["rules"][2] = json!({"match": {"prefix": "/c"}, "requires": {"provider_name": "entra"}});
+    let c = Config::parse(v.to_string().as_bytes()).expect("valid");
+    assert_eq!(c.rules[2].challenge_scope, "top");
+    assert_eq!(
+        c.resource_for(2).authorization_servers,
+        [
+            "https://login.example.com/t/v2.0",
+            "https://okta.example.com/oauth2/default"
+        ]
+    );
+    assert_eq!(c.rules[0].challenge_scope, "a.read a.write");
+}
+
+#[test]
+fn a_rules_protected_resource_is_checked_and_errors_name_the_rule() {
+    type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(Mutation, &str, &str)> = vec![
+        (
+            Box::new(|v| v["rules"][2]["protected_resource"] = json!({})),
+            "rules[2].protected_resource",
+            "add requires.provider_name",
+        ),
+        (
+            Box::new(|v| {
+                v["rules"][1]["protected_resource"]["resource"] =
+                    json!("https://mcp.example.com/other")
+            }),
+            "rules[1].protected_resource.resource",
+            "must end in the path this rule protects (\"/b/mcp\")",
+        ),
+        (
+            Box::new(|v| {
+                v["rules"][1]["protected_resource"]["resource"] = json!("https://mcp.example.com/")
+            }),
+            "rules[1].protected_resource.resource",
+            "must end in the path this rule protects (\"/b/mcp\"): clients fetch its metadata from https://mcp.example.com/.well-known/oauth-protected-resource (RFC 9728",
+        ),
+        (
+            Box::new(|v| {
+                v["rules"][1]["protected_resource"]["authorization_servers"] = json!([])
+            }),
+            "rules[1].protected_resource.authorization_servers",
+            "at least one authorization server",
+        ),
+        (
+            Box::new(|v| {
+                v["rules"][0]["protected_resource"]["scopes_supported"] = json!(["x", "x"])
+            }),
+            "rules[0].protected_resource.scopes_supported[1]",
+            "listed twice",
+        ),
+        (
+            // A second rule claiming A's resource with another document.
+            Box::new(|v| {
+                let rules = v["rules"].as_array_mut().unwrap();
+                rules.insert(
+                    1,
+                    json!({"match": {"prefix": "/a"}, "requires": {"provider_name": "okta"},
+                           "protected_resource": {"resource": "https://mcp.example.com/a/mcp"}}),
+                );
+            }),
+            "rules[1].protected_resource",
+            "rules[0] claims the same resource with a different document",
+        ),
+        (
+            // An earlier rule answers the resource's path with another document.
+            Box::new(|v| {
+                let rules = v["rules"].as_array_mut().unwrap();
+                rules.insert(
+                    0,
+                    json!({"match": {"prefix": "/b"}, "requires": {"provider_name": "okta"},
+                           "protected_resource": {"resource": "https://mcp.example.com/b"}}),
+                );
+            }),
+            "rules[2].protected_resource",
+            "https://mcp.example.com/.well-known/oauth-protected-resource/b/mcp (RFC 9728 §3.3), but rules[0] matches that path first",
+        ),
+        (
+            Box::new(|v| {
+                v["rules"][2] =
+                    json!({"match": {"prefix": "/c"}, "requires": {"provider_name": "entra"}})
+            }),
+            "rules[2]",
+            "no top-level protected_resource",
+        ),
+        (
+            Box::new(|v| {
+                v["protected_resource"] = json!({"resource": "https://mcp.example.com/a/mcp"})
+            }),
+            "protected_resource.resource",
+            "rules[0]'s, which has its own protected_resource",
+        ),
+    ];
+    for (mutate, field, msg) in cases {
+        let mut v = gateway();
+        mutate(&mut v);
+        let e = err(v);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.message.contains(msg), "{e} should contain {msg:?}");
+    }
+    // Two rules may share a resource with the same document (an exact path, then its
+    // prefix); the metadata URL reaches the first, which says the same.
+    let mut v = gateway();
+    let a = v["rules"][0].clone();
+    let mut exact = a.clone();
+    exact["match"] = json!({"path": "/a/mcp"});
+    v["rules"].as_array_mut().unwrap().insert(0, exact);
+    let c = Config::parse(v.to_string().as_bytes()).expect("same document, same resource");
+    assert_eq!(c.resource_for(0).document, c.resource_for(1).document);
+}

@@ -88,6 +88,19 @@ fn split_url(url: &str) -> (&str, &str) {
     }
 }
 
+/// The path of a resource URL, without its query: what a rule must match for the
+/// metadata URL derived from it (RFC 9728 §3.3) to be answered with its document.
+/// `""` for a URL without a path (or with `/`: the root form).
+pub fn resource_url_path(resource: &str) -> &str {
+    let (_, path) = split_url(resource);
+    let path = path.split('?').next().unwrap_or("");
+    if path == "/" {
+        ""
+    } else {
+        path
+    }
+}
+
 /// The metadata URL for a resource URL: the well-known suffix goes between the origin and
 /// the path (RFC 9728 §3.1). A path of `/` counts as no path.
 pub fn metadata_url_for_resource(resource: &str) -> String {
