@@ -46,7 +46,13 @@ esac
 
 extra=()
 read -r -a extra <<< "${WASM_OPT_EXTRA:-}"
-sum="$(sha256sum "$in" | cut -d' ' -f1) $mode ${WASM_OPT_EXTRA:-}"
+# Binaryen inlines every function with one caller, whatever its size, by default; that made
+# decide_at and on_configure 55 and 37 KB functions, and V8 keeps the memory its optimizing
+# compiler used for the largest function (tcmalloc free lists: about 24 MiB of Envoy's RSS,
+# issue "Performance II"). Inlining only small one-caller functions keeps the largest near
+# 14 KB at no measured cost on the warm path (bench/RESULTS.md, memory).
+opt=(-O3 --one-caller-inline-max-function-size=200)
+sum="$(sha256sum "$in" | cut -d' ' -f1) $mode ${opt[*]} ${WASM_OPT_EXTRA:-}"
 if [ -f "$out" ] && [ "$(cat "$out.src" 2>/dev/null)" = "$sum" ]; then
     touch "$out" # newer than its input again (tests/support/envoy.rs checks)
     exit 0
@@ -55,7 +61,7 @@ fi
 mkdir -p "$(dirname "$out")"
 # The features rustc uses for wasm32-wasip1 with +simd128 (.cargo/config.toml); all of them
 # run in Envoy's V8. wasm-opt refuses a module that needs one not listed here.
-"$WASM_OPT" "${drop[@]}" ${extra[@]+"${extra[@]}"} -O3 --strip-producers \
+"$WASM_OPT" "${drop[@]}" ${extra[@]+"${extra[@]}"} "${opt[@]}" --strip-producers \
     --enable-simd --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext \
     --enable-nontrapping-float-to-int --enable-mutable-globals \
     "$in" -o "$out.tmp"

@@ -1,4 +1,5 @@
-//! The module's size budget (issue "Performance": ≤ 600 KB). Every Envoy worker compiles the
+//! The module's size budget (issues "Performance II" and the sign-in façade: ≤ 640 KiB, the
+//! façade included; it was 600 KB before). Every Envoy worker compiles the
 //! module into its own VM and Istio pulls it into every sidecar, so size is paid per worker and
 //! per pod. `make build` writes the module (cargo, then wasm-opt -O3: scripts/wasm-opt.sh).
 //! When this fails, `twiggy top` on an unstripped build shows what grew
@@ -13,8 +14,8 @@
 
 mod support;
 
-/// 600 KB, counted in decimal kilobytes (the stricter reading).
-const BUDGET: u64 = 600_000;
+/// 640 KiB (655,360 bytes).
+const BUDGET: u64 = 655_360;
 
 #[test]
 fn the_module_fits_its_size_budget() {
