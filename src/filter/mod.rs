@@ -1,4 +1,6 @@
 //! The only place that talks to Envoy: contexts move bytes between the host and the core.
+//!
+//! Uses: `decide`, `config` and every part below them; nothing uses it.
 
 mod fetcher;
 mod host;
