@@ -13,6 +13,7 @@
 #                 skopeo copy oci-archive:target/image/mcp-edge-auth.tar docker://<registry>/<repo>:<tag>
 #                 (tests/image.rs pushes it to a local registry, pulls it back, runs it in Envoy)
 #   make bench          the benchmark against Envoy's jwt_authn; writes bench/RESULTS.md
+#   make bench-memory   Envoy's RSS with the filter vs the empty Wasm filter, 2 and 4 workers, 1k/100k cached tokens
 #   make bench-instructions   instructions per request, Envoy under callgrind (steady, unlike req/s)
 #   make bench-hostcalls   the price of one host call (pass-through module, Envoy under callgrind)
 #   make bench-verify   per-verify µs inside Envoy's V8 (RSA vs rsa 0.10, ES256 vs the p256 crate) and natively
@@ -33,7 +34,7 @@ RAW := target/$(WASM_TARGET)/release
 WASM := target/wasm/mcp_edge_auth.wasm
 CLIPPY_FLAGS := -D warnings
 
-.PHONY: image bench profile-v8 bench-instructions bench-hostcalls bench-verify rsa-diff p256-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check modgraph clippy clippy-host clippy-wasm demo-config run clean distclean
+.PHONY: image bench bench-memory profile-v8 bench-instructions bench-hostcalls bench-verify rsa-diff p256-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check modgraph clippy clippy-host clippy-wasm demo-config run clean distclean
 
 deps:
 	@bash scripts/deps.sh
@@ -127,6 +128,12 @@ bench: build
 	python3 bench/instructions.py .run/bench/instructions.txt
 	BENCH_ONLY=a2 BENCH_CALLS=$(HOSTCALLS) python3 bench/instructions.py .run/bench/hostcalls.txt
 	python3 bench/bench.py
+
+# Envoy's RSS with the filter against the empty Wasm filter, at MEM_WORKERS (2,4) workers and
+# with MEM_TOKENS (1000,100000) distinct tokens cached; the table lands in .run/bench/memory.md.
+bench-memory: build
+	$(CARGO) build -q -p devstack
+	python3 bench/memory.py
 
 # Instructions per request (Envoy under callgrind): steady where req/s is not. BENCH_ONLY=a2,d
 bench-instructions: build

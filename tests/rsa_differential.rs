@@ -209,7 +209,9 @@ fn run_key(key: &RsaPrivateKey, messages: usize, seed: u64, tally: &mut Tally) {
     let n = key.n().to_bytes_be();
     let e = key.e().to_bytes_be();
     let k = key.size();
-    let fast = PublicKey::Rsa(RsaPublicKey::new(&n, &e, 2048, 8192).unwrap());
+    let fast = PublicKey::Rsa(std::sync::Arc::new(
+        RsaPublicKey::new(&n, &e, 2048, 8192).unwrap(),
+    ));
     let refk = rsa10::PublicKey::new_with_size_limits(
         rsa10::BoxedUint::from_be_slice_vartime(&n),
         rsa10::BoxedUint::from_be_slice_vartime(&e),

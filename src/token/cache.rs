@@ -124,7 +124,8 @@ pub struct Entry {
 
 #[derive(Debug)]
 pub struct TokenCache {
-    map: HashMap<Key, Entry, BuildHasherDefault<PassThrough>>,
+    /// Entries are boxed: the table keeps spare slots, and a slot is a pointer, not an entry.
+    map: HashMap<Key, Box<Entry>, BuildHasherDefault<PassThrough>>,
     /// Use order (oldest first), with stale stamps skipped lazily.
     order: VecDeque<(Key, u64)>,
     max_entries: usize,
@@ -273,7 +274,7 @@ impl TokenCache {
         let stamp = self.clock;
         self.map.insert(
             k,
-            Entry {
+            Box::new(Entry {
                 alg: v.alg,
                 kid: v.kid.clone(),
                 key: v.key.clone(),
@@ -287,7 +288,7 @@ impl TokenCache {
                 provider,
                 size,
                 stamp,
-            },
+            }),
         );
         self.bytes += size;
         self.order.push_back((k, stamp));
