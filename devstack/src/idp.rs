@@ -78,8 +78,9 @@ pub struct IdpConfig {
     /// (process-cached, see [`SigningKey::cached`]).
     pub keys: Option<KeyRing>,
     /// Entra mode ([`crate::entra`]): `/authorize`, `/token` and discovery behave like
-    /// Entra ID v2.0, only the configured web client exists, and the issuer defaults to
-    /// `https://login.microsoftonline.com/<tid>/v2.0`. Default `None` (off).
+    /// Entra ID v2.0, only the configured web client exists, the issuer defaults to
+    /// `https://login.microsoftonline.com/<tid>/v2.0` and the audience is the API's
+    /// (`EntraConfig::audience`, replacing `audience`). Default `None` (off).
     pub entra: Option<EntraConfig>,
 }
 
@@ -234,7 +235,12 @@ impl Idp {
                 .clone()
                 .map(|u| u.trim_end_matches('/').to_string())
                 .unwrap_or(local),
-            audience: cfg.audience.clone(),
+            // Entra mode: the API's audience (what `mint` and `claims_for` use too).
+            audience: cfg
+                .entra
+                .as_ref()
+                .map(EntraConfig::audience)
+                .unwrap_or_else(|| cfg.audience.clone()),
             clients: cfg
                 .clients
                 .iter()

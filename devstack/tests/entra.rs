@@ -178,6 +178,9 @@ fn entra_metadata_has_no_registration_and_no_pkce_methods() {
     let idp = entra_idp();
     let issuer = format!("https://login.microsoftonline.com/{TID}/v2.0");
     assert_eq!(idp.issuer(), issuer);
+    // mint/claims_for follow the mode.
+    assert_eq!(idp.audience(), APP);
+    assert_eq!(idp.claims_for("u", "calculator.add")["aud"], APP);
     for url in [idp.discovery_url(), idp.as_metadata_url()] {
         let resp = http::get(&url).unwrap();
         assert_eq!(resp.status, 200);
