@@ -51,10 +51,11 @@ fn schema_errors(v: &jsonschema::Validator, config: &Value) -> Vec<String> {
 /// The VM environment the kitchen sink's `authorization_server` names.
 fn env(name: &str) -> Option<String> {
     match name {
-        "SEAL_KEY_A" | "SEAL_KEY_B" => {
+        // The kitchen sink's names, then those of the façade recipe and CONFIG.md's example.
+        "SEAL_KEY_A" | "SEAL_KEY_B" | "FACADE_SEAL_KEY" => {
             Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIj".to_string())
         }
-        "UPSTREAM_SECRET" => Some("not-a-real-secret".to_string()),
+        "UPSTREAM_SECRET" | "ENTRA_CLIENT_SECRET" => Some("not-a-real-secret".to_string()),
         _ => None,
     }
 }
@@ -1137,10 +1138,10 @@ fn markdown_configs(file: &str) -> Vec<Value> {
 fn every_example_configuration_validates_against_the_schema() {
     let v = validator();
     let shipped = shipped_plugin_configs();
-    // demo + 6 recipes + 5 WasmPlugins + the EnvoyFilter + the Envoy Gateway policy.
+    // demo + 7 recipes + 5 WasmPlugins + the EnvoyFilter + the Envoy Gateway policy.
     assert_eq!(
         shipped.len(),
-        14,
+        15,
         "{:?}",
         shipped.iter().map(|x| &x.0).collect::<Vec<_>>()
     );
