@@ -45,6 +45,10 @@ struct Stack {
 
 /// `token_port`: where the façade's token callout goes (`None`: the dev IdP).
 fn start(token_port: Option<u16>) -> Stack {
+    start_with(token_port, |b| b)
+}
+
+fn start_with(token_port: Option<u16>, edit: impl FnOnce(EnvoyBuilder) -> EnvoyBuilder) -> Stack {
     let idp = Idp::start(IdpConfig {
         clients: vec![(
             "facade-client".into(),
@@ -82,18 +86,18 @@ fn start(token_port: Option<u16>) -> Stack {
                 "token_endpoint": {"uri": idp.token_url(), "cluster": "idp_token", "timeout": "2s"},
                 "client_id": "facade-client",
                 "client_secret_env": "FACADE_CLIENT_SECRET"
-            }
+            },
+            "body_timeout": "1s"
         }
     });
-    let envoy = EnvoyBuilder::new(&cfg.to_string())
+    let builder = EnvoyBuilder::new(&cfg.to_string())
         .backend_port(mcp.port())
         .extra_cluster("idp", idp.port())
         .extra_cluster("idp_token", token_port.unwrap_or(idp.port()))
         .listen_port(port)
         .vm_env("FACADE_SEAL_KEY", SEAL_KEY)
-        .vm_env("FACADE_CLIENT_SECRET", CLIENT_SECRET)
-        .start()
-        .unwrap();
+        .vm_env("FACADE_CLIENT_SECRET", CLIENT_SECRET);
+    let envoy = edit(builder).start().unwrap();
     Stack {
         idp,
         _mcp: mcp,
@@ -482,4 +486,33 @@ fn unreachable_token_endpoint_is_a_clear_error() {
         s.envoy.logs()
     );
     no_secret_in_log(&s.envoy);
+}
+
+#[test]
+fn a_body_that_never_reaches_the_filter_fails_closed_naming_the_setting() {
+    // Without allow_on_headers_stop_iteration the body of a POST paused in the header phase
+    // never reaches the filter: /token must refuse (408), not hang or pass to the backend.
+    let s = start_with(None, |b| {
+        b.map_yaml(|y| {
+            y.replace(
+                "allow_on_headers_stop_iteration: true",
+                "allow_on_headers_stop_iteration: false",
+            )
+        })
+    });
+    let r = s.post_form(
+        "/token",
+        &form(&[("grant_type", "authorization_code"), ("code", "x")]),
+        &[],
+    );
+    assert_eq!(r.status, 408, "{}", r.text());
+    assert_eq!(r.json()["error"], "invalid_request");
+    assert!(
+        s.envoy.wait_for_log(
+            "allow_on_headers_stop_iteration: true",
+            std::time::Duration::from_secs(3)
+        ),
+        "{}",
+        s.envoy.logs()
+    );
 }
