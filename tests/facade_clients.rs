@@ -7,9 +7,10 @@
 //! - the Python SDK's `OAuthClientProvider`: `tests/clients/facade_py.py`;
 //! - `mcp-remote` on stdio as Claude Desktop runs it: `tests/clients/facade_mcp_remote.mjs`.
 //!
-//! Against the real stack (Envoy + the filter with `authorization_server`, the dev IdP in
-//! Entra mode as the upstream, the demo MCP server) these need the façade wired into the
-//! filter. `drivers_sign_in_through_the_mock_facade` checks the drivers themselves against
+//! Against the real stack: Envoy + the filter with `authorization_server`, the dev IdP in
+//! Entra mode as the upstream (confidential client, exact callback, no `resource`, scopes
+//! qualified with `api://<app id>/`), the demo MCP server behind.
+//! `drivers_sign_in_through_the_mock_facade` checks the drivers themselves against
 //! `tests/clients/facade_mock.mjs` (no Envoy), so a broken driver is told apart from a
 //! broken façade.
 //!
@@ -244,25 +245,12 @@ fn start_facade() -> Stack {
             "redirect_uris": ["http://127.0.0.1/*", "http://localhost/*"]
         }
     });
-    let env = [
-        ("FACADE_CLIENT_SECRET", DEFAULT_CLIENT_SECRET),
-        ("FACADE_SEALING_KEY", SEALING_KEY),
-    ];
-    // vm_config.environment_variables.key_values, right after the runtime line.
     let envoy = EnvoyBuilder::new(&cfg.to_string())
         .backend_port(mcp.port())
         .extra_cluster("idp", idp.port())
         .listen_port(port)
-        .map_yaml(move |y| {
-            let anchor = "                  runtime: envoy.wasm.runtime.v8\n";
-            let mut block = String::from(
-                "                  environment_variables:\n                    key_values:\n",
-            );
-            for (k, v) in env {
-                block.push_str(&format!("                      {k}: \"{v}\"\n"));
-            }
-            y.replacen(anchor, &format!("{anchor}{block}"), 1)
-        })
+        .vm_env("FACADE_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .vm_env("FACADE_SEALING_KEY", SEALING_KEY)
         .start()
         .unwrap();
     Stack {
@@ -295,7 +283,6 @@ fn assert_signed_in(r: &Value, s: &Stack) {
 }
 
 #[test]
-#[ignore = "needs the sign-in façade wired into the filter (branch wire)"]
 fn typescript_sdk_signs_in_through_the_facade() {
     let s = start_facade();
     let r = run("node", &["facade_ts.mjs", &s.url], &|| s.context());
@@ -315,7 +302,6 @@ fn typescript_sdk_signs_in_through_the_facade() {
 }
 
 #[test]
-#[ignore = "needs the sign-in façade wired into the filter (branch wire)"]
 fn python_sdk_signs_in_through_the_facade() {
     let s = start_facade();
     let r = run(&python(), &["facade_py.py", &s.url], &|| s.context());
@@ -327,7 +313,6 @@ fn python_sdk_signs_in_through_the_facade() {
 }
 
 #[test]
-#[ignore = "needs the sign-in façade wired into the filter (branch wire)"]
 fn mcp_remote_signs_in_through_the_facade() {
     let s = start_facade();
     let r = run("node", &["facade_mcp_remote.mjs", &s.url], &|| s.context());

@@ -114,10 +114,20 @@ export async function approve(url, redirectPrefix, { deny = false, timeoutMs = 3
           bs.map((x) => ({ name: x.name, value: x.value, text: x.textContent })),
         ),
       };
-      await Promise.all([
-        page.waitForURL((u) => u.href.startsWith(redirectPrefix), { timeout: timeoutMs }),
-        button.click(),
-      ]);
+      try {
+        await Promise.all([
+          page.waitForURL((u) => u.href.startsWith(redirectPrefix), { timeout: timeoutMs }),
+          button.click(),
+        ]);
+      } catch (e) {
+        // Where the browser stopped, and what that page says (pages carry no secrets).
+        const text = await page.locator('body').innerText().catch(() => '');
+        const last = chain.filter((c) => c.url === bare(page.url())).pop();
+        throw new Error(
+          `after ${deny ? 'Deny' : 'Approve'} the browser stopped at ${bare(page.url())} ` +
+            `(HTTP ${last?.status ?? '?'}): ${text.slice(0, 500)} — chain ${JSON.stringify(chain)}; ${e.message.split('\n')[0]}`,
+        );
+      }
     } else if (!page.url().startsWith(redirectPrefix)) {
       // No consent page (mode `remember`) and not yet at the redirect: an error page, or
       // a redirect chain still under way.
