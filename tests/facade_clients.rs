@@ -280,6 +280,13 @@ fn assert_signed_in(r: &Value, s: &Stack) {
         "the browser never came back through the façade's callback: {chain:?}"
     );
     assert!(tools(r).contains(&"add".to_string()), "{r}");
+    // Neither the façade's client secret nor its sealing key in any log line.
+    let logs = s.envoy.logs();
+    assert!(
+        !logs.contains(DEFAULT_CLIENT_SECRET),
+        "client secret in the log"
+    );
+    assert!(!logs.contains(SEALING_KEY), "sealing key in the log");
 }
 
 #[test]
