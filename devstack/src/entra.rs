@@ -64,7 +64,7 @@ pub const GRAPH_SCOPES: [&str; 3] = ["User.Read", "User.ReadBasic.All", ".defaul
 /// Scopes defined by OpenID Connect that Entra accepts next to one resource's scopes.
 pub const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
-/// Lifetime of authorization codes (Entra: 10 minutes).
+/// Default lifetime of authorization codes (Entra: 10 minutes).
 pub const CODE_TTL_SECS: u64 = 600;
 
 /// Default tenant id (the one `envoy/recipes/entra.yaml` uses as a placeholder).
@@ -103,6 +103,8 @@ pub struct EntraConfig {
     pub audience_is_uri: bool,
     /// Lifetime of refresh tokens. Default 1 day.
     pub refresh_ttl_secs: u64,
+    /// Lifetime of authorization codes. Default [`CODE_TTL_SECS`].
+    pub code_ttl_secs: u64,
 }
 
 impl Default for EntraConfig {
@@ -122,6 +124,7 @@ impl Default for EntraConfig {
             redirect_uris: vec![DEFAULT_REDIRECT_URI.into()],
             audience_is_uri: false,
             refresh_ttl_secs: 86_400,
+            code_ttl_secs: CODE_TTL_SECS,
         }
     }
 }
@@ -627,7 +630,7 @@ pub(crate) fn authorize(e: &EntraState, query: &str) -> Response {
                 challenge: challenge.map(str::to_string),
                 scopes,
                 nonce: nonce.map(str::to_string),
-                expires_at: t + CODE_TTL_SECS,
+                expires_at: t + cfg.code_ttl_secs,
             },
         );
     }

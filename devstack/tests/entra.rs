@@ -790,6 +790,35 @@ fn entra_client_credentials_needs_dot_default() {
 }
 
 #[test]
+fn entra_expired_code_and_refresh_token() {
+    let idp = Idp::start(IdpConfig {
+        entra: Some(EntraConfig {
+            code_ttl_secs: 1,
+            refresh_ttl_secs: 1,
+            ..EntraConfig::default()
+        }),
+        ..IdpConfig::default()
+    });
+    let scope = format!("offline_access {}", api("calculator.add"));
+    let code = code_for(&idp, &scope, None, CALLBACK);
+    let fresh = code_for(&idp, &scope, None, CALLBACK);
+    let rt = redeem(&idp, &fresh, Some(&scope), None).json().unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(
+        aad(&redeem(&idp, &code, Some(&scope), None)),
+        (400, "invalid_grant".into(), 70008)
+    );
+    let resp = token(
+        &idp,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    );
+    assert_eq!(aad(&resp), (400, "invalid_grant".into(), 700082));
+}
+
+#[test]
 fn default_mode_is_unchanged() {
     // Without `entra` the IdP keeps its usual metadata and clients.
     let idp = Idp::start_default();
