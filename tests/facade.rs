@@ -476,15 +476,19 @@ fn unreachable_token_endpoint_is_a_clear_error() {
     let v: Value = r.json();
     assert_eq!(v["error"], "server_error", "{v}");
     let d = v["error_description"].as_str().unwrap();
-    assert!(d.contains("identity provider"), "{d}");
+    assert_eq!(
+        d, "the identity provider's token endpoint could not be reached",
+        "{v}"
+    );
     assert!(
         s.envoy.wait_for_log(
-            "façade token: the upstream token endpoint (cluster idp_token) answered HTTP 503",
+            "façade token: no answer from the upstream token endpoint (cluster idp_token)",
             std::time::Duration::from_secs(2)
-        ) || s.envoy.logs().contains("façade token: no answer"),
+        ) && s.envoy.logs().contains("connection failed"),
         "{}",
         s.envoy.logs()
     );
+    assert!(s.envoy.filter_stat("facade.upstream_unreachable") >= 1);
     no_secret_in_log(&s.envoy);
 }
 

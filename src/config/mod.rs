@@ -185,6 +185,12 @@ impl RawConfig {
             Some(i) => vec![i.clone()],
             None => default,
         };
+        // A rule's own document names the façade only when the façade's provider verifies
+        // the rule's tokens (another provider's rule keeps its issuer).
+        let facade_provider = self
+            .authorization_server
+            .as_ref()
+            .map(|a| a.provider_name.clone());
 
         let mut rules = Vec::with_capacity(self.rules.len());
         let mut rule_resources = Vec::with_capacity(self.rules.len());
@@ -249,7 +255,12 @@ impl RawConfig {
                 (Some(pr), Some(p)) => Some(validate_prm(
                     Some(pr),
                     &format!("{field}.protected_resource"),
-                    servers(issuers(providers.get(p))),
+                    match providers.get(p) {
+                        Some(pv) if facade_provider.as_deref() == Some(pv.name.as_str()) => {
+                            servers(issuers(providers.get(p)))
+                        }
+                        other => issuers(other),
+                    },
                 )?),
             };
             rule_resources.push(own);

@@ -695,3 +695,29 @@ fn facade_issuer_may_be_set() {
         vec!["https://auth.example.com"]
     );
 }
+
+#[test]
+fn facade_names_itself_only_for_its_providers_rules() {
+    let mut v = facade_base();
+    v["providers"]["other"] = json!({
+        "issuer": "https://other.example.com",
+        "audiences": ["o"],
+        "local_jwks": {"inline_string": jwks()},
+        "algorithms": ["EdDSA"]
+    });
+    v["rules"] = json!([
+        {"match": {"prefix": "/mcp"}, "requires": {"provider_name": "entra"}},
+        {"match": {"prefix": "/other"}, "requires": {"provider_name": "other"},
+         "protected_resource": {"resource": "https://mcp.example.com/other"}}
+    ]);
+    let c = facade_parse(&v).expect("valid");
+    assert!(c.rule_resources[0].is_none());
+    assert_eq!(
+        c.resource_for(0).authorization_servers,
+        vec!["https://mcp.example.com"]
+    );
+    assert_eq!(
+        c.rule_resources[1].as_ref().unwrap().authorization_servers,
+        vec!["https://other.example.com"]
+    );
+}

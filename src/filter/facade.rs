@@ -190,16 +190,22 @@ pub fn finish(f: &Facade, metrics: &Metrics, pending: Pending, body_size: usize)
     let elapsed = now_ms.saturating_sub(pending.started_ms);
     let status = status.and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
     let body = body.unwrap_or_default();
-    let r = if status == 0 {
-        // No HTTP answer at all: reset, or the callout's timeout.
-        let timed_out = elapsed >= f.token_timeout_ms;
+    // Envoy's own 503 when it could not connect (its local reply, not the IdP's answer).
+    let envoy_local = status == 503
+        && (body.starts_with(b"upstream connect error")
+            || body.starts_with(b"no healthy upstream"));
+    let r = if status == 0 || envoy_local {
+        // No HTTP answer from the IdP: connection failure, reset, or the callout's timeout.
+        let timed_out = status == 0 && elapsed >= f.token_timeout_ms;
         metrics.increment("mcp_edge_auth.facade.upstream_unreachable");
         log::error!(
             "façade token: no answer from the upstream token endpoint (cluster {}) after {} ms: {}",
             f.token_cluster,
             elapsed,
             if timed_out {
-                "upstream_endpoint.timeout reached"
+                "upstream.token_endpoint.timeout reached"
+            } else if envoy_local {
+                "connection failed (Envoy answered 503 itself)"
             } else {
                 "connection failed or reset"
             }
