@@ -33,7 +33,7 @@ mod support;
 
 use deploy_support::*;
 use mcp_edge_auth::config::Config;
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::{http, EnvoyBuilder};
 
 const RECIPES: [&str; 5] = [
@@ -47,9 +47,29 @@ const RECIPES: [&str; 5] = [
 /// Several MCP servers behind one listener, each rule with its own `protected_resource`.
 const GATEWAY: &str = "envoy/recipes/gateway.yaml";
 
-/// Every recipe: the single-provider ones and the gateway.
+/// Entra behind the sign-in façade (`authorization_server`, issue 19): the filter is the
+/// authorization server clients see; its secrets come from Envoy's environment.
+const FACADE: &str = "envoy/recipes/entra-facade.yaml";
+
+/// Placeholder values for the variables the façade recipe passes to the VM
+/// (`host_env_keys`): Envoy processes these tests start inherit them.
+fn facade_env() {
+    std::env::set_var(
+        "FACADE_SEAL_KEY",
+        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+    );
+    std::env::set_var("ENTRA_CLIENT_SECRET", "placeholder-not-a-secret");
+}
+
+fn facade_lookup(name: &str) -> Option<String> {
+    facade_env();
+    std::env::var(name).ok()
+}
+
+/// Every recipe: the single-provider ones, the façade and the gateway.
 fn all_recipes() -> Vec<&'static str> {
     let mut all = RECIPES.to_vec();
+    all.push(FACADE);
     all.push(GATEWAY);
     all.sort_unstable();
     all
@@ -293,6 +313,7 @@ fn recipe_provider_shapes() {
 
 #[test]
 fn envoy_validates_every_recipe_and_runs_on_configure() {
+    facade_env();
     for f in all_recipes() {
         let r = recipe(f);
         let providers = r.plugin["providers"].as_object().unwrap().len();
@@ -599,4 +620,64 @@ fn gateway_recipe_boots_and_answers_each_servers_metadata_and_challenge() {
     assert!(![401, 403].contains(&open.status), "{}", open.status);
     assert!(open.header("www-authenticate").is_none());
     assert_eq!(http::get(envoy.port(), "/admin").status, 403);
+}
+
+#[test]
+fn facade_recipe_names_itself_and_reaches_the_token_endpoint() {
+    let r = recipe(FACADE);
+    let cfg = Config::parse_with_env(r.plugin_text.as_bytes(), &facade_lookup)
+        .unwrap_or_else(|e| panic!("{FACADE}: the filter refuses its configuration: {e}"));
+    // Without the environment the filter refuses it (fail closed), naming the variable.
+    let err = Config::parse(r.plugin_text.as_bytes()).expect_err("keys come from the env");
+    assert_eq!(err.field, "authorization_server.sealing_keys_env[0]");
+    let f = cfg.facade.as_ref().expect("façade");
+    assert_eq!(f.settings.spec.issuer, "https://mcp.example.com");
+    assert_eq!(
+        cfg.protected_resource.authorization_servers,
+        ["https://mcp.example.com"]
+    );
+    assert!(
+        !f.settings.spec.upstream.send_resource,
+        "Entra refuses resource"
+    );
+    // The token endpoint's cluster exists, with TLS for its host.
+    let token = json!({"providers": {"token": {"discovery": {"http_uri": {
+        "uri": f.settings.spec.upstream.token_endpoint,
+        "cluster": f.token_cluster,
+    }}}}});
+    let problems = cluster_problems(&token, clusters(&r.doc));
+    assert!(problems.is_empty(), "{problems:?}");
+    // Secrets only by name, from Envoy's environment.
+    let vm = &wasm_plugin_configs(&r.doc)[0]["vm_config"];
+    assert_eq!(
+        vm["environment_variables"]["host_env_keys"],
+        json!(["FACADE_SEAL_KEY", "ENTRA_CLIENT_SECRET"])
+    );
+    assert!(vm["environment_variables"].get("key_values").is_none());
+
+    // Booted: the façade's metadata, and the PRM naming it.
+    facade_env();
+    let yaml = bootable(&r);
+    let envoy = EnvoyBuilder::new("{}")
+        .map_yaml(move |_| yaml.clone())
+        .start()
+        .unwrap_or_else(|e| panic!("{FACADE}: {e}"));
+    let m = http::get(envoy.port(), "/.well-known/oauth-authorization-server");
+    assert_eq!(m.status, 200, "{}", m.text());
+    let m = m.json();
+    assert_eq!(m["issuer"], "https://mcp.example.com");
+    assert_eq!(
+        m["registration_endpoint"],
+        "https://mcp.example.com/register"
+    );
+    assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+    let doc = http::get(envoy.port(), "/.well-known/oauth-protected-resource/mcp");
+    assert_eq!(doc.status, 200, "{}", doc.text());
+    assert_eq!(
+        doc.json()["authorization_servers"],
+        json!(["https://mcp.example.com"])
+    );
+    let log = envoy.logs();
+    assert!(!log.contains("placeholder-not-a-secret"));
+    assert!(!log.contains("q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="));
 }

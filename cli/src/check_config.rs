@@ -1,6 +1,8 @@
 //! `check-config FILE`: `Config::parse` (the filter's own validation, same messages), then
 //! the rule table and, for each protected path, the metadata URL and document the filter
-//! serves — obtained by asking `decide` for it, as a client would.
+//! serves — obtained by asking `decide` for it, as a client would. The environment
+//! variables an `authorization_server` section names (sealing keys, client secret) are read
+//! from this process's environment, as the filter reads the VM's: set them to check it.
 
 use mcp_edge_auth::authz::policy::{ScopeMap, Unlisted};
 use mcp_edge_auth::authz::rules::{PathMatch, Unmatched};
@@ -26,7 +28,7 @@ pub fn run(argv: &[String]) -> Report {
         Ok(b) => b,
         Err(e) => return report.usage(e),
     };
-    let cfg = match Config::parse(&bytes) {
+    let cfg = match Config::parse_with_env(&bytes, &|name| std::env::var(name).ok()) {
         Ok(c) => c,
         Err(e) => {
             report.err(e.to_string());
@@ -41,6 +43,10 @@ pub fn run(argv: &[String]) -> Report {
     rules(&mut report, &cfg);
     report.out("");
     metadata(&mut report, &cfg, args.get("origin"));
+    if let Some(f) = &cfg.facade {
+        report.out("");
+        facade(&mut report, f);
+    }
     report.code = EXIT_OK;
     report
 }
@@ -281,4 +287,46 @@ fn serve(report: &mut Report, cfg: &Config, url: &str) {
             "    warning: GET {url} is not answered by the filter"
         )),
     }
+}
+
+/// The sign-in façade's endpoints and upstream (never a secret: only whether one is set).
+fn facade(report: &mut Report, f: &mcp_edge_auth::config::Facade) {
+    let s = &f.settings;
+    let up = &s.spec.upstream;
+    report.out(format!(
+        "sign-in façade (authorization_server): issuer {}",
+        s.spec.issuer
+    ));
+    report.out(format!(
+        "  serves {}/.well-known/oauth-authorization-server, {}, {}, {}, {}, callback {}",
+        s.origin,
+        s.endpoint_path("/register"),
+        s.endpoint_path("/authorize"),
+        s.endpoint_path("/consent"),
+        s.endpoint_path("/token"),
+        s.spec.callback_path
+    ));
+    report.out(format!(
+        "  register this redirect URI at the IdP: {}",
+        s.callback_url
+    ));
+    report.out(format!(
+        "  upstream: client {} ({}), authorize {}, token {} via cluster {} (timeout {} ms)",
+        up.client_id,
+        if up.client_secret.is_some() {
+            "confidential: secret set"
+        } else {
+            "public: no secret"
+        },
+        up.authorization_endpoint,
+        up.token_endpoint,
+        f.token_cluster,
+        f.token_timeout_ms
+    ));
+    report.out(format!(
+        "  client redirect URIs allowed: {}; consent {:?}; {} sealing key(s)",
+        s.spec.redirect_uris.join(", "),
+        s.spec.consent,
+        f.keys.len()
+    ));
 }

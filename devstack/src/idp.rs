@@ -19,6 +19,7 @@ use rand::RngCore;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::entra::{self, EntraConfig, EntraState};
 use crate::keys::{KeyKind, KeyRing, SigningKey};
 use crate::mint::{now, try_sign_jws};
 use crate::server::ServerThread;
@@ -76,6 +77,11 @@ pub struct IdpConfig {
     /// Initial keys. Default: RSA-2048 `rsa-1` and P-256 `ec-1`
     /// (process-cached, see [`SigningKey::cached`]).
     pub keys: Option<KeyRing>,
+    /// Entra mode ([`crate::entra`]): `/authorize`, `/token` and discovery behave like
+    /// Entra ID v2.0, only the configured web client exists, the issuer defaults to
+    /// `https://login.microsoftonline.com/<tid>/v2.0` and the audience is the API's
+    /// (`EntraConfig::audience`, replacing `audience`). Default `None` (off).
+    pub entra: Option<EntraConfig>,
 }
 
 /// Scopes the default clients may request.
@@ -97,6 +103,7 @@ impl Default for IdpConfig {
             token_typ: "at+jwt".to_string(),
             user_subject: "test-user".to_string(),
             keys: None,
+            entra: None,
         }
     }
 }
@@ -123,29 +130,30 @@ struct Client {
     scopes: Vec<String>,
 }
 
-struct IdpState {
-    issuer: String,
-    base_url: String,
+pub(crate) struct IdpState {
+    pub(crate) issuer: String,
+    pub(crate) base_url: String,
     audience: String,
     clients: HashMap<String, Client>,
     scopes_supported: Vec<String>,
-    ttl: u64,
+    pub(crate) ttl: u64,
     token_typ: String,
-    user_subject: String,
+    pub(crate) user_subject: String,
     ring: RwLock<KeyRing>,
     jwks_mode: Mutex<JwksMode>,
     jwks_fetches: AtomicU64,
     discovery_fetches: AtomicU64,
-    tokens_issued: AtomicU64,
+    pub(crate) tokens_issued: AtomicU64,
     codes: Mutex<HashMap<String, PendingCode>>,
+    pub(crate) entra: Option<EntraState>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl IdpState {
-    fn ring(&self) -> KeyRing {
+    pub(crate) fn ring(&self) -> KeyRing {
         self.ring.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -159,6 +167,9 @@ impl IdpState {
     }
 
     fn metadata(&self) -> Value {
+        if self.entra.is_some() {
+            return entra::metadata(self);
+        }
         let b = &self.base_url;
         json!({
             "issuer": self.issuer,
@@ -214,13 +225,22 @@ impl Idp {
             }
         }
         let state = Arc::new(IdpState {
-            issuer: cfg.issuer.clone().unwrap_or_else(|| local.clone()),
+            issuer: cfg
+                .issuer
+                .clone()
+                .or_else(|| cfg.entra.as_ref().map(EntraConfig::issuer))
+                .unwrap_or_else(|| local.clone()),
             base_url: cfg
                 .public_base_url
                 .clone()
                 .map(|u| u.trim_end_matches('/').to_string())
                 .unwrap_or(local),
-            audience: cfg.audience.clone(),
+            // Entra mode: the API's audience (what `mint` and `claims_for` use too).
+            audience: cfg
+                .entra
+                .as_ref()
+                .map(EntraConfig::audience)
+                .unwrap_or_else(|| cfg.audience.clone()),
             clients: cfg
                 .clients
                 .iter()
@@ -244,6 +264,7 @@ impl Idp {
             discovery_fetches: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
             codes: Mutex::new(HashMap::new()),
+            entra: cfg.entra.clone().map(EntraState::new),
         });
         let s = state.clone();
         let server = ServerThread::spawn_on("idp", listener, move || router(s))?;
@@ -452,7 +473,7 @@ async fn preflight() -> Response {
         .into_response()
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response {
     (
         status,
         [
@@ -504,7 +525,7 @@ async fn jwks(State(st): State<Arc<IdpState>>) -> Response {
     }
 }
 
-fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buf);
     b64url(&buf)
@@ -530,16 +551,16 @@ fn bad_request(error: &str, description: &str) -> Response {
 }
 
 /// Parsed form/query parameters, keeping repeats.
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(s: &str) -> Option<Params> {
+    pub(crate) fn parse(s: &str) -> Option<Params> {
         serde_urlencoded::from_str::<Vec<(String, String)>>(s)
             .ok()
             .map(Params)
     }
 
-    fn all(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(k, _)| k == name)
@@ -548,7 +569,7 @@ impl Params {
     }
 
     /// The single value of `name`; `Err` when it is repeated (RFC 6749 §3.1/3.2).
-    fn one(&self, name: &str) -> Result<Option<&str>, String> {
+    pub(crate) fn one(&self, name: &str) -> Result<Option<&str>, String> {
         let v = self.all(name);
         match v.len() {
             0 => Ok(None),
@@ -559,7 +580,7 @@ impl Params {
 }
 
 /// Percent-decodes an `application/x-www-form-urlencoded` component.
-fn form_decode(s: &str) -> Option<String> {
+pub(crate) fn form_decode(s: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}")).ok()?;
     pairs.into_iter().next().map(|(_, v)| v)
 }
@@ -752,6 +773,9 @@ async fn token(State(st): State<Arc<IdpState>>, headers: HeaderMap, body: Bytes)
     let Some(p) = std::str::from_utf8(&body).ok().and_then(Params::parse) else {
         return bad_request("invalid_request", "malformed form body");
     };
+    if let Some(e) = &st.entra {
+        return entra::token(&st, e, &headers, &p);
+    }
     let grant_type = match p.one("grant_type") {
         Ok(Some(g)) => g.to_string(),
         Ok(None) => return bad_request("invalid_request", "grant_type is required"),
@@ -846,7 +870,7 @@ async fn token(State(st): State<Arc<IdpState>>, headers: HeaderMap, body: Bytes)
     issue_token(&st, &st.user_subject, &auth.id, &pending.scopes, &resources)
 }
 
-fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
+pub(crate) fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
     let sep = if redirect_uri.contains('?') { '&' } else { '?' };
     let query = serde_urlencoded::to_string(params).unwrap_or_default();
     let location = format!("{redirect_uri}{sep}{query}");
@@ -857,6 +881,9 @@ fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
 }
 
 async fn authorize(State(st): State<Arc<IdpState>>, RawQuery(q): RawQuery) -> Response {
+    if let Some(e) = &st.entra {
+        return entra::authorize(e, q.as_deref().unwrap_or(""));
+    }
     let Some(p) = Params::parse(q.as_deref().unwrap_or("")) else {
         return bad_request("invalid_request", "malformed query");
     };

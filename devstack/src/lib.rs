@@ -5,6 +5,7 @@
 //! own tokio runtime, so tests use a plain synchronous API. Dropping a server
 //! handle stops it.
 
+pub mod entra;
 pub mod http;
 pub mod idp;
 pub mod keys;
@@ -13,6 +14,7 @@ pub mod mint;
 pub mod recorder;
 mod server;
 
+pub use entra::EntraConfig;
 pub use idp::{Idp, IdpConfig, JwksMode};
 pub use keys::{KeyKind, KeyRing, SigningKey};
 pub use mcp_demo::{McpClient, McpDemo, McpDemoConfig};

@@ -7,15 +7,18 @@ use std::process::ExitCode;
 use devstack::idp::{Idp, IdpConfig};
 use devstack::mcp_demo::{McpDemo, McpDemoConfig};
 use devstack::recorder::Recorder;
+use devstack::EntraConfig;
 use serde_json::{json, Value};
 
 const USAGE: &str = "\
 usage:
   devstack idp      [--port 9000] [--issuer URL] [--audience A] [--public-url URL] [--ttl SECS]
+                    [--entra [--entra-redirect URL[,URL]] [--entra-secret S]]
   devstack mcp      [--port 9100] [--any-host]
   devstack recorder [--port 9200]
   devstack all      [--idp-port 9000] [--mcp-port 9100] [--recorder-port N]
                     [--issuer URL] [--audience A] [--public-url URL] [--ttl SECS] [--any-host]
+                    [--entra [--entra-redirect URL[,URL]] [--entra-secret S]]
   devstack mint     [--idp http://127.0.0.1:9000] [--claims JSON] [--alg RS256] [--kid KID]
                     [--header JSON] [--raw]
   devstack token    [--idp http://127.0.0.1:9000] [--client-id demo-client]
@@ -23,14 +26,15 @@ usage:
   devstack bench-tokens [--out .run/bench] [--count 4000] [--issuer URL] [--audience A]
 
 Servers bind 127.0.0.1 and run until killed. `mint` prints a token signed by the
-IdP's /mint helper; `token` prints an access token from the client_credentials grant.";
+IdP's /mint helper; `token` prints an access token from the client_credentials grant.
+--entra: the IdP behaves like Entra ID v2.0 (devstack/README.md, Entra mode).";
 
 /// `--name value` pairs and bare `--flag`s.
 struct Args {
     pairs: Vec<(String, Option<String>)>,
 }
 
-const FLAGS: [&str; 2] = ["--any-host", "--raw"];
+const FLAGS: [&str; 3] = ["--any-host", "--raw", "--entra"];
 
 impl Args {
     fn parse(raw: &[String]) -> Result<Args, String> {
@@ -94,6 +98,19 @@ fn idp_config(args: &Args, port: u16) -> Result<IdpConfig, String> {
     if let Some(t) = args.get("--ttl") {
         cfg.token_ttl_secs = t.parse().map_err(|_| format!("--ttl: bad number {t:?}"))?;
     }
+    let entra_options = ["--entra-redirect", "--entra-secret"];
+    if args.flag("--entra") {
+        let mut e = EntraConfig::default();
+        if let Some(r) = args.get("--entra-redirect") {
+            e.redirect_uris = r.split(',').map(str::to_string).collect();
+        }
+        if let Some(s) = args.get("--entra-secret") {
+            e.client_secret = s.to_string();
+        }
+        cfg.entra = Some(e);
+    } else if let Some(o) = entra_options.iter().find(|o| args.get(o).is_some()) {
+        return Err(format!("{o} needs --entra"));
+    }
     Ok(cfg)
 }
 
@@ -105,14 +122,26 @@ fn say(line: &str) {
 
 fn start_idp(cfg: IdpConfig) -> Result<Idp, String> {
     let port = cfg.port;
+    let entra = cfg.entra.clone();
     let idp = Idp::try_start(cfg).map_err(|e| format!("idp: cannot bind port {port}: {e}"))?;
-    say(&format!(
+    let mut line = format!(
         "idp      {}  issuer={}  jwks={}  audience={}",
         idp.base_url(),
         idp.issuer(),
         idp.jwks_url(),
         idp.audience()
-    ));
+    );
+    if let Some(e) = entra {
+        // The secret is not printed (it is EntraConfig's default unless --entra-secret).
+        line.push_str(&format!(
+            "  entra: tenant={} app_id={} client_id={} redirect={}",
+            e.tenant_id,
+            e.app_id,
+            e.client_id,
+            e.redirect_uris.join(",")
+        ));
+    }
+    say(&line);
     Ok(idp)
 }
 
@@ -154,7 +183,16 @@ fn run(argv: &[String]) -> Result<(), String> {
     let args = Args::parse(argv.get(1..).unwrap_or(&[]))?;
     match cmd.as_str() {
         "idp" => {
-            args.check_known(&["--port", "--issuer", "--audience", "--public-url", "--ttl"])?;
+            args.check_known(&[
+                "--port",
+                "--issuer",
+                "--audience",
+                "--public-url",
+                "--ttl",
+                "--entra",
+                "--entra-redirect",
+                "--entra-secret",
+            ])?;
             let cfg = idp_config(&args, args.port("--port", 9000)?)?;
             start_idp(cfg)?.wait();
         }
@@ -176,6 +214,9 @@ fn run(argv: &[String]) -> Result<(), String> {
                 "--public-url",
                 "--ttl",
                 "--any-host",
+                "--entra",
+                "--entra-redirect",
+                "--entra-secret",
             ])?;
             let cfg = idp_config(&args, args.port("--idp-port", 9000)?)?;
             let idp = start_idp(cfg)?;

@@ -105,3 +105,68 @@ fn all_mint_and_token() {
     assert!(!bad.status.success());
     drop(child);
 }
+
+#[test]
+fn idp_entra_mode() {
+    let bin = env!("CARGO_BIN_EXE_devstack");
+    let mut child = Command::new(bin)
+        .args([
+            "idp",
+            "--port",
+            "0",
+            "--entra",
+            "--entra-redirect",
+            "http://127.0.0.1:10000/auth/callback,https://mcp.example.com/auth/callback",
+            "--entra-secret",
+            "s3cret-from-cli",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _child = Killed(child);
+    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    assert!(line.contains("entra: tenant="), "{line}");
+    assert!(
+        line.contains(
+            "redirect=http://127.0.0.1:10000/auth/callback,https://mcp.example.com/auth/callback"
+        ),
+        "{line}"
+    );
+    assert!(!line.contains("s3cret-from-cli"), "{line}");
+    assert!(
+        line.contains("issuer=https://login.microsoftonline.com/"),
+        "{line}"
+    );
+    let idp = url_after(&line, "idp");
+    let meta = http::get(&format!("{idp}/.well-known/openid-configuration"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(meta.get("registration_endpoint").is_none());
+    assert!(meta.get("code_challenge_methods_supported").is_none());
+    // The secret given on the command line is the one the token endpoint wants.
+    let resp = http::post_form(
+        &format!("{idp}/token"),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", devstack::entra::DEFAULT_CLIENT_ID),
+            ("client_secret", "s3cret-from-cli"),
+            (
+                "scope",
+                "api://22222222-2222-2222-2222-222222222222/.default",
+            ),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+
+    // Entra options without --entra are refused.
+    let out = Command::new(bin)
+        .args(["idp", "--port", "0", "--entra-secret", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --entra"));
+}

@@ -29,11 +29,13 @@ use crate::keys::source::{
 use crate::keys::state::FetchPolicy;
 use crate::token::provider::{is_guid, ClaimToHeader, IssuerPattern, Provider, IDENTITY_HEADERS};
 
+mod facade;
 mod prm;
 mod provider;
 mod raw;
 mod rules;
 
+pub use facade::{EnvLookup, Facade};
 use prm::*;
 use provider::*;
 use raw::*;
@@ -108,11 +110,20 @@ pub struct Config {
     /// `filter_state`: which values each decision publishes as Envoy filter state (none by
     /// default: each is a host call per request).
     pub filter_state: crate::http::filter_state::Published,
+    /// `authorization_server`: the sign-in façade, when configured.
+    pub facade: Option<Arc<Facade>>,
 }
 
 impl Config {
-    /// Parses and validates the plugin configuration JSON.
+    /// Parses and validates the plugin configuration JSON with no VM environment (an
+    /// `authorization_server` section, which needs its keys from there, is refused).
     pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
+        Config::parse_with_env(json, &|_| None)
+    }
+
+    /// Parses and validates the plugin configuration JSON; `env` reads the VM environment
+    /// variables the configuration names (`authorization_server` secrets).
+    pub fn parse_with_env(json: &[u8], env: EnvLookup<'_>) -> Result<Config, ConfigError> {
         if json.iter().all(u8::is_ascii_whitespace) {
             return Err(ConfigError::new(
                 "",
@@ -128,7 +139,7 @@ impl Config {
             let field = e.path().to_string();
             ConfigError::new(field, strip_position(&e.inner().to_string()))
         })?;
-        raw.validate()
+        raw.validate(env)
     }
 
     pub fn provider_by_name(&self, name: &str) -> Option<&Provider> {
@@ -154,11 +165,32 @@ fn strip_position(msg: &str) -> String {
 }
 
 impl RawConfig {
-    fn validate(self) -> Result<Config, ConfigError> {
+    fn validate(self, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
         let mut providers = Vec::with_capacity(self.providers.len());
         for (name, raw) in self.providers {
             providers.push(raw.validate(&name)?);
         }
+
+        // The façade's issuer, known before the metadata documents: with the façade on,
+        // they name it as the authorization server.
+        let top_resource = self
+            .protected_resource
+            .as_ref()
+            .and_then(|p| p.resource.clone());
+        let facade_issuer = match &self.authorization_server {
+            Some(raw) => Some(facade::issuer(raw, top_resource.as_deref())?),
+            None => None,
+        };
+        let servers = |default: Vec<String>| match &facade_issuer {
+            Some(i) => vec![i.clone()],
+            None => default,
+        };
+        // A rule's own document names the façade only when the façade's provider verifies
+        // the rule's tokens (another provider's rule keeps its issuer).
+        let facade_provider = self
+            .authorization_server
+            .as_ref()
+            .map(|a| a.provider_name.clone());
 
         let mut rules = Vec::with_capacity(self.rules.len());
         let mut rule_resources = Vec::with_capacity(self.rules.len());
@@ -223,7 +255,12 @@ impl RawConfig {
                 (Some(pr), Some(p)) => Some(validate_prm(
                     Some(pr),
                     &format!("{field}.protected_resource"),
-                    issuers(providers.get(p)),
+                    match providers.get(p) {
+                        Some(pv) if facade_provider.as_deref() == Some(pv.name.as_str()) => {
+                            servers(issuers(providers.get(p)))
+                        }
+                        other => issuers(other),
+                    },
                 )?),
             };
             rule_resources.push(own);
@@ -262,7 +299,7 @@ impl RawConfig {
             validate_prm(
                 self.protected_resource,
                 "protected_resource",
-                issuers(&providers),
+                servers(issuers(&providers)),
             )?
         } else {
             ProtectedResource::default()
@@ -302,7 +339,31 @@ impl RawConfig {
         )
         .map_err(|m| ConfigError::new("filter_state", m))?;
 
+        let facade = match (self.authorization_server, facade_issuer) {
+            (Some(raw), Some(issuer)) => {
+                if !protected_resource.authorization_servers.contains(&issuer) {
+                    return Err(ConfigError::new(
+                        "protected_resource.authorization_servers",
+                        format!(
+                            "must name the authorization_server's issuer {issuer:?} (or be \
+                             left out): clients sign in through the façade"
+                        ),
+                    ));
+                }
+                Some(Arc::new(facade::build(
+                    raw,
+                    issuer,
+                    top_resource.as_deref(),
+                    &protected_resource.scopes_supported,
+                    &providers,
+                    env,
+                )?))
+            }
+            _ => None,
+        };
+
         let mut config = Config {
+            facade,
             strip_unprotected: Arc::from(Vec::new()),
             strip_allowed: Vec::new(),
             providers,

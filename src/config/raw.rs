@@ -23,6 +23,8 @@ pub(super) struct RawConfig {
     pub(super) allowed_origins: Option<Vec<String>>,
     #[serde(default)]
     pub(super) filter_state: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) authorization_server: Option<RawAuthorizationServer>,
 }
 
 #[derive(Deserialize)]
@@ -182,4 +184,59 @@ pub(super) struct RawProtectedResource {
     pub(super) resource_policy_uri: Option<String>,
     #[serde(default)]
     pub(super) resource_tos_uri: Option<String>,
+}
+
+/// `authorization_server`: the sign-in façade (issue 19). Secrets are never here: only the
+/// names of the VM environment variables that hold them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuthorizationServer {
+    pub(super) upstream: RawUpstream,
+    pub(super) provider_name: String,
+    pub(super) sealing_keys_env: Vec<String>,
+    pub(super) redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub(super) issuer: Option<String>,
+    #[serde(default)]
+    pub(super) callback_path: Option<String>,
+    #[serde(default)]
+    pub(super) scopes_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) consent: Option<String>,
+    #[serde(default)]
+    pub(super) state_ttl: Option<String>,
+    #[serde(default)]
+    pub(super) code_ttl: Option<String>,
+    #[serde(default)]
+    pub(super) refresh_ttl: Option<String>,
+    #[serde(default)]
+    pub(super) approval_ttl: Option<String>,
+    #[serde(default)]
+    pub(super) max_body_bytes: Option<usize>,
+    #[serde(default)]
+    pub(super) body_timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    #[serde(default)]
+    pub(super) discovery: Option<RawRemote>,
+    #[serde(default)]
+    pub(super) authorization_endpoint: Option<String>,
+    #[serde(default)]
+    pub(super) token_endpoint: Option<RawHttpUri>,
+    pub(super) client_id: String,
+    #[serde(default)]
+    pub(super) client_secret_env: Option<String>,
+    #[serde(default)]
+    pub(super) client_auth: Option<String>,
+    #[serde(default)]
+    pub(super) scope_prefix: Option<String>,
+    #[serde(default)]
+    pub(super) extra_scopes: Vec<String>,
+    #[serde(default)]
+    pub(super) send_resource: bool,
+    #[serde(default)]
+    pub(super) authorize_params: BTreeMap<String, String>,
 }

@@ -519,3 +519,205 @@ fn a_rules_protected_resource_is_checked_and_errors_name_the_rule() {
     let c = Config::parse(v.to_string().as_bytes()).expect("same document, same resource");
     assert_eq!(c.resource_for(0).document, c.resource_for(1).document);
 }
+
+// ---------------------------------------------------------------------------------------
+// authorization_server (the sign-in façade).
+
+const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIj"; // 36 bytes
+const SECRET: &str = "UPSTREAM-SECRET-VALUE";
+
+fn facade_base() -> serde_json::Value {
+    let mut v = base();
+    v["protected_resource"] = json!({
+        "resource": "https://mcp.example.com/mcp",
+        "scopes_supported": ["calculator.add"]
+    });
+    v["authorization_server"] = json!({
+        "provider_name": "entra",
+        "sealing_keys_env": ["SEAL_KEY_A"],
+        "redirect_uris": ["http://127.0.0.1/*", "https://claude.ai/api/mcp/auth_callback"],
+        "upstream": {
+            "authorization_endpoint": "https://login.example.com/t/oauth2/v2.0/authorize",
+            "token_endpoint": {
+                "uri": "https://login.example.com/t/oauth2/v2.0/token",
+                "cluster": "entra",
+                "timeout": "3s"
+            },
+            "client_id": "app-id",
+            "client_secret_env": "UPSTREAM_SECRET",
+            "scope_prefix": "api://app-id",
+            "extra_scopes": ["offline_access"],
+            "authorize_params": {"prompt": "select_account"}
+        }
+    });
+    v
+}
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "SEAL_KEY_A" => Some(KEY_A.into()),
+        "SHORT" => Some("AAECAwQ=".into()),
+        "UPSTREAM_SECRET" => Some(SECRET.into()),
+        _ => None,
+    }
+}
+
+fn facade_parse(v: &serde_json::Value) -> Result<Config, ConfigError> {
+    Config::parse_with_env(v.to_string().as_bytes(), &env)
+}
+
+#[test]
+fn facade_builds_settings_and_names_itself_in_the_prm() {
+    let c = facade_parse(&facade_base()).expect("valid");
+    let f = c.facade.as_ref().expect("façade on");
+    assert_eq!(f.settings.spec.issuer, "https://mcp.example.com");
+    assert_eq!(f.settings.spec.resource, "https://mcp.example.com/mcp");
+    assert_eq!(f.settings.spec.scopes_supported, vec!["calculator.add"]);
+    assert_eq!(
+        f.settings.callback_url,
+        "https://mcp.example.com/auth/callback"
+    );
+    assert_eq!(f.token_cluster, "entra");
+    assert_eq!(f.token_authority, "login.example.com");
+    assert_eq!(f.token_path, "/t/oauth2/v2.0/token");
+    assert_eq!(f.token_timeout_ms, 3000);
+    assert_eq!(f.keys.len(), 1);
+    let up = &f.settings.spec.upstream;
+    assert_eq!(up.client_secret.as_ref().map(|s| s.expose()), Some(SECRET));
+    assert!(!up.send_resource);
+    assert_eq!(
+        up.authorize_params,
+        vec![("prompt".to_string(), "select_account".to_string())]
+    );
+    assert_eq!(
+        c.protected_resource.authorization_servers,
+        vec!["https://mcp.example.com"]
+    );
+    // No secret in Debug.
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains(SECRET) && !dbg.contains(KEY_A));
+    // Without an environment (Config::parse) the keys are missing: refused.
+    let e = Config::parse(facade_base().to_string().as_bytes()).unwrap_err();
+    assert_eq!(e.field, "authorization_server.sealing_keys_env[0]");
+}
+
+#[test]
+fn facade_refusals_name_the_field_and_never_a_secret() {
+    type Change = fn(&mut serde_json::Value);
+    let cases: Vec<(Change, &str)> = vec![
+        (
+            |v| v["authorization_server"]["sealing_keys_env"] = json!(["SHORT"]),
+            "authorization_server.sealing_keys_env[0]",
+        ),
+        (
+            |v| v["authorization_server"]["sealing_keys_env"] = json!(["SEAL_KEY_A", "NOPE"]),
+            "authorization_server.sealing_keys_env[1]",
+        ),
+        (
+            |v| v["authorization_server"]["sealing_keys_env"] = json!([]),
+            "authorization_server.sealing_keys_env",
+        ),
+        (
+            |v| v["authorization_server"]["upstream"]["client_secret_env"] = json!("NOPE"),
+            "authorization_server.upstream.client_secret_env",
+        ),
+        (
+            |v| v["authorization_server"]["provider_name"] = json!("other"),
+            "authorization_server.provider_name",
+        ),
+        (
+            |v| v["authorization_server"]["upstream"]["discovery"] = json!({"http_uri": {"uri": "https://x/.well-known/openid-configuration", "cluster": "x"}}),
+            "authorization_server.upstream.discovery",
+        ),
+        (
+            |v| {
+                v["authorization_server"]["upstream"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("token_endpoint");
+            },
+            "authorization_server.upstream.token_endpoint",
+        ),
+        (
+            |v| v["authorization_server"]["upstream"]["token_endpoint"]["cluster"] = json!(" "),
+            "authorization_server.upstream.token_endpoint.cluster",
+        ),
+        (
+            |v| v["authorization_server"]["consent"] = json!("never"),
+            "authorization_server.consent",
+        ),
+        (
+            |v| v["authorization_server"]["redirect_uris"] = json!(["http://evil.com/*"]),
+            "authorization_server",
+        ),
+        (
+            |v| {
+                v["protected_resource"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("resource");
+            },
+            "authorization_server.issuer",
+        ),
+        (
+            |v| v["protected_resource"]["authorization_servers"] = json!(["https://other.example"]),
+            "protected_resource.authorization_servers",
+        ),
+        (
+            |v| v["authorization_server"]["upstream"]["surprise"] = json!(1),
+            "authorization_server.upstream.surprise",
+        ),
+    ];
+    for (i, (change, field)) in cases.iter().enumerate() {
+        let mut v = facade_base();
+        change(&mut v);
+        let e = facade_parse(&v).expect_err(&format!("case {i} must be refused"));
+        assert_eq!(e.field, *field, "case {i}: {e}");
+        let text = e.to_string();
+        assert!(
+            !text.contains(SECRET) && !text.contains(KEY_A),
+            "case {i}: {text}"
+        );
+    }
+}
+
+#[test]
+fn facade_issuer_may_be_set() {
+    let mut v = facade_base();
+    v["authorization_server"]["issuer"] = json!("https://auth.example.com/");
+    v["authorization_server"]["callback_path"] = json!("/oauth/cb");
+    let c = facade_parse(&v).expect("valid");
+    let f = c.facade.as_ref().unwrap();
+    assert_eq!(f.settings.spec.issuer, "https://auth.example.com");
+    assert_eq!(f.settings.callback_url, "https://auth.example.com/oauth/cb");
+    assert_eq!(
+        c.protected_resource.authorization_servers,
+        vec!["https://auth.example.com"]
+    );
+}
+
+#[test]
+fn facade_names_itself_only_for_its_providers_rules() {
+    let mut v = facade_base();
+    v["providers"]["other"] = json!({
+        "issuer": "https://other.example.com",
+        "audiences": ["o"],
+        "local_jwks": {"inline_string": jwks()},
+        "algorithms": ["EdDSA"]
+    });
+    v["rules"] = json!([
+        {"match": {"prefix": "/mcp"}, "requires": {"provider_name": "entra"}},
+        {"match": {"prefix": "/other"}, "requires": {"provider_name": "other"},
+         "protected_resource": {"resource": "https://mcp.example.com/other"}}
+    ]);
+    let c = facade_parse(&v).expect("valid");
+    assert!(c.rule_resources[0].is_none());
+    assert_eq!(
+        c.resource_for(0).authorization_servers,
+        vec!["https://mcp.example.com"]
+    );
+    assert_eq!(
+        c.rule_resources[1].as_ref().unwrap().authorization_servers,
+        vec!["https://other.example.com"]
+    );
+}

@@ -498,6 +498,25 @@ pub fn dispatch_get(
     .map_err(|s| format!("dispatch to cluster {cluster:?} failed ({s:?}); is the cluster defined?"))
 }
 
+/// Sends a callout with these pseudo-headers and headers and a body (the sign-in façade's
+/// upstream token request); the token identifies the answer in the calling context's
+/// `on_http_call_response`. Errors as [`dispatch_get`]; the message never holds the body.
+pub fn dispatch(
+    cluster: &str,
+    headers: Vec<(&str, &str)>,
+    body: &[u8],
+    timeout_ms: u64,
+) -> Result<u32, String> {
+    proxy_wasm::hostcalls::dispatch_http_call(
+        cluster,
+        headers,
+        Some(body),
+        Vec::new(),
+        std::time::Duration::from_millis(timeout_ms),
+    )
+    .map_err(|s| format!("dispatch to cluster {cluster:?} failed ({s:?}); is the cluster defined?"))
+}
+
 /// Status and (capped) body of the callout being answered.
 pub fn call_response(body_size: usize, limit: usize) -> (Option<String>, Option<Vec<u8>>) {
     let key = ":status";

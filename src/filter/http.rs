@@ -12,6 +12,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
+use super::facade;
 use super::fetcher::update_state;
 use super::host::{self, Metrics};
 use super::keycache::KeyCache;
@@ -33,6 +34,8 @@ pub enum Phase {
     Keys,
     /// Token checked; waiting for the whole body to check the MCP messages.
     Body(BodyCheck),
+    /// A sign-in façade request (`authorization_server`) waiting for its whole body.
+    Facade(crate::oauth::Endpoint),
     /// Answered locally; nothing may pass any more.
     Refused,
 }
@@ -66,6 +69,8 @@ pub struct Http {
     metrics: Rc<Metrics>,
     /// The request's `Origin`, for the CORS headers of the backend's response.
     origin: Option<String>,
+    /// A sign-in façade token callout on its way.
+    facade: Option<facade::Pending>,
 }
 
 /// The time for a decision: the exact time is a host call (and renews the coarse time);
@@ -228,6 +233,11 @@ pub fn finish(s: &Shared, id: u32, decision: Decision, headers: Headers) -> Acti
     }
 }
 
+/// Request `id` was answered locally: nothing of it may pass any more.
+pub fn refuse(s: &Shared, id: u32) {
+    refuse_hold(s, id, Headers::default());
+}
+
 fn refuse_hold(s: &Shared, id: u32, headers: Headers) {
     s.holds.borrow_mut().insert(
         id,
@@ -256,7 +266,52 @@ impl Http {
             shared,
             metrics,
             origin: None,
+            facade: None,
         }
+    }
+
+    /// A request for the sign-in façade: answered here, never passed to the backend.
+    fn facade_request(
+        &mut self,
+        s: &Shared,
+        endpoint: crate::oauth::Endpoint,
+        headers: Headers,
+        end_of_stream: bool,
+    ) -> Action {
+        let Some(f) = s.config.facade.as_deref() else {
+            return Action::Pause;
+        };
+        let id = self.context_id;
+        if crate::oauth::needs_body(endpoint) && !end_of_stream {
+            s.holds.borrow_mut().insert(
+                id,
+                Hold {
+                    phase: Phase::Facade(endpoint),
+                    headers,
+                    body: None,
+                    no_body: false,
+                    body_deadline: Some(host::now_millis().saturating_add(f.body_timeout_ms)),
+                },
+            );
+            return Action::Pause;
+        }
+        self.facade_run(s, endpoint, headers, b"")
+    }
+
+    fn facade_run(
+        &mut self,
+        s: &Shared,
+        endpoint: crate::oauth::Endpoint,
+        headers: Headers,
+        body: &[u8],
+    ) -> Action {
+        if let Some(f) = s.config.facade.as_deref() {
+            if let facade::Step::Calling(p) = facade::run(f, &s.metrics, endpoint, &headers, body) {
+                self.facade = Some(p);
+            }
+        }
+        refuse_hold(s, self.context_id, Headers::default());
+        Action::Pause
     }
 
     /// A refusal that fresher keys might turn around: look at shared data once more, and
@@ -352,7 +407,27 @@ impl Http {
     }
 }
 
-impl Context for Http {}
+impl Context for Http {
+    /// The sign-in façade's upstream token callout answered (or failed).
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let (Some(s), Some(p)) = (&self.shared, self.facade.take()) else {
+            return;
+        };
+        if p.token != token_id {
+            self.facade = Some(p);
+            return;
+        }
+        if let Some(f) = s.config.facade.as_deref() {
+            facade::finish(f, &s.metrics, p, body_size);
+        }
+    }
+}
 
 /// The stream is gone (`proxy_on_delete`: finished, reset, or the client went away): forget
 /// anything it still held. This is here rather than in `on_done` because the shipped module
@@ -386,6 +461,13 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         let headers = host::request_headers();
+        if let Some(f) = s.config.facade.as_deref() {
+            if let Some(endpoint) =
+                crate::oauth::route(&f.settings, headers.get(":path").unwrap_or(""))
+            {
+                return self.facade_request(&s, endpoint, headers, end_of_stream);
+            }
+        }
         let request = Request::from_headers(&headers);
         self.origin = request.origin.map(str::to_string);
         let clock = HostClock { cache: &s.cache };
@@ -442,6 +524,25 @@ impl HttpContext for Http {
         };
         match &hold.phase {
             Phase::Refused => Action::Pause,
+            Phase::Facade(endpoint) => {
+                let endpoint = *endpoint;
+                let limit = s.config.facade.as_ref().map_or(0, |f| f.max_body_bytes);
+                if body_size > limit {
+                    hold.phase = Phase::Refused;
+                    hold.body_deadline = None;
+                    drop(holds);
+                    facade::too_large(&s.metrics, endpoint, limit);
+                    return Action::Pause;
+                }
+                if !end_of_stream {
+                    return Action::Pause;
+                }
+                let headers = std::mem::take(&mut hold.headers);
+                holds.remove(&id);
+                drop(holds);
+                let body = host::request_body(body_size);
+                self.facade_run(&s, endpoint, headers, &body)
+            }
             Phase::Keys => {
                 // Keep buffering; remember a complete body for the check after the wait.
                 if end_of_stream {
@@ -476,9 +577,17 @@ impl HttpContext for Http {
     }
 }
 
-/// Requests whose body did not arrive in time (with the body check each waited for): refuse
-/// them (fail closed) and say why.
-pub fn expire_bodies(s: &Shared, now_ms: u64) -> Vec<(u32, Headers, Option<BodyCheck>)> {
+/// What a request whose body did not arrive was waiting for.
+pub enum Expired {
+    /// An MCP rule's body check (`None`: it was waiting for keys).
+    Mcp(Option<BodyCheck>),
+    /// A sign-in façade endpoint.
+    Facade(crate::oauth::Endpoint),
+}
+
+/// Requests whose body did not arrive in time (with what each waited for): refuse them
+/// (fail closed) and say why.
+pub fn expire_bodies(s: &Shared, now_ms: u64) -> Vec<(u32, Headers, Expired)> {
     let mut holds = s.holds.borrow_mut();
     let ids: Vec<u32> = holds
         .iter()
@@ -489,8 +598,9 @@ pub fn expire_bodies(s: &Shared, now_ms: u64) -> Vec<(u32, Headers, Option<BodyC
         .filter_map(|id| {
             holds.remove(&id).map(|h| {
                 let check = match h.phase {
-                    Phase::Body(c) => Some(c),
-                    _ => None,
+                    Phase::Body(c) => Expired::Mcp(Some(c)),
+                    Phase::Facade(e) => Expired::Facade(e),
+                    _ => Expired::Mcp(None),
                 };
                 (id, h.headers, check)
             })

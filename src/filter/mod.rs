@@ -2,6 +2,7 @@
 //!
 //! Uses: `decide`, `config` and every part below them; nothing uses it.
 
+mod facade;
 mod fetcher;
 mod host;
 mod http;

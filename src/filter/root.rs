@@ -104,7 +104,17 @@ impl Root {
         if expired.is_empty() {
             return;
         }
-        for (id, headers, check) in expired {
+        for (id, headers, expired) in expired {
+            let check = match expired {
+                http::Expired::Mcp(check) => check,
+                http::Expired::Facade(endpoint) => {
+                    if host::switch_to(id) {
+                        super::facade::body_not_arrived(&s.metrics, endpoint);
+                        http::refuse(s, id);
+                    }
+                    continue;
+                }
+            };
             let crate::decide::Decision::Respond {
                 response, outcome, ..
             } = crate::decide::body_not_arrived(&s.config, check.as_ref())
@@ -170,7 +180,9 @@ impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         host::follow_log_level(host::now_millis());
         let bytes = host::plugin_configuration().unwrap_or_default();
-        let cfg = match Config::parse(&bytes) {
+        // The VM environment (Envoy vm_config.environment_variables, Istio vmConfig.env)
+        // reaches std::env under WASI: the sign-in façade's keys and secret.
+        let cfg = match Config::parse_with_env(&bytes, &|name| std::env::var(name).ok()) {
             Ok(cfg) => Rc::new(cfg),
             Err(e) => {
                 log::error!("{e}");
@@ -201,6 +213,15 @@ impl RootContext for Root {
             cfg.providers.len(),
             cfg.rules.len()
         );
+        if let Some(f) = &cfg.facade {
+            log::info!(
+                "sign-in façade: issuer {}, upstream token endpoint {} via cluster {}, {} sealing key(s)",
+                f.settings.spec.issuer,
+                f.settings.spec.upstream.token_endpoint,
+                f.token_cluster,
+                f.keys.len()
+            );
+        }
         let cache = Rc::new(KeyCache::new(Rc::clone(&cfg), Rc::clone(&self.metrics)));
         cache.set_now(host::now_millis());
         let owner = format!("vm-{}-{}", self.context_id, host::clock_nanos());

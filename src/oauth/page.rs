@@ -28,12 +28,15 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// Adds the page headers to a response.
+/// Adds the page headers to a response. `Referrer-Policy: same-origin`, not `no-referrer`:
+/// under `no-referrer` a browser sends `Origin: null` with the consent form's POST (Fetch,
+/// "serializing a request origin"), which the consent step's Origin check refuses — Chromium
+/// did (tests/facade_clients.rs). `same-origin` still sends nothing to other sites.
 pub fn protect(r: Response) -> Response {
     r.header("x-frame-options", "DENY")
         .header("content-security-policy", CSP)
         .header("x-content-type-options", "nosniff")
-        .header("referrer-policy", "no-referrer")
+        .header("referrer-policy", "same-origin")
         .header("cache-control", "no-store")
 }
 
@@ -72,5 +75,6 @@ mod tests {
         assert!(csp.contains("frame-ancestors 'none'"));
         assert!(!csp.contains("form-action"));
         assert_eq!(r.get_header("cache-control"), Some("no-store"));
+        assert_eq!(r.get_header("referrer-policy"), Some("same-origin"));
     }
 }

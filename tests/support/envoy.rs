@@ -248,6 +248,22 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Sets a VM environment variable (`vm_config.environment_variables.key_values`), which
+    /// the module reads with `std::env::var` (the sign-in façade's keys and secret).
+    pub fn vm_env(self, name: &str, value: &str) -> Self {
+        let anchor = "                  runtime: envoy.wasm.runtime.v8\n";
+        let entry = format!("                      {}: {}\n", q(name), q(value));
+        self.map_yaml(move |y| {
+            let header =
+                "                  environment_variables:\n                    key_values:\n";
+            if y.contains(header) {
+                y.replacen(header, &format!("{header}{entry}"), 1)
+            } else {
+                y.replacen(anchor, &format!("{anchor}{header}{entry}"), 1)
+            }
+        })
+    }
+
     /// Rewrites the generated YAML before it is written (edits apply in order).
     pub fn map_yaml(mut self, edit: impl Fn(String) -> String + 'static) -> Self {
         self.yaml_edits.push(Box::new(edit));

@@ -1,0 +1,275 @@
+//! Host glue of the sign-in façade (`oauth`, configured by `authorization_server`): the
+//! request's parts in, `oauth::handle`, then a local answer or the upstream token callout.
+//! Nothing here decides anything: the core does, this moves bytes, time and randomness.
+//!
+//! Single-use ids (façade codes, refresh tokens) are kept in Envoy shared data under
+//! [`USED_PREFIX`]`<id>`, the value their expiry (unix seconds, decimal). Shared data is per
+//! Envoy process (all worker VMs with this vm_id), so a replay is refused on this Envoy; on
+//! another replica the upstream's own single-use code refuses a replayed façade code, while a
+//! replayed façade refresh token is refused only where it was first used. Shared data has no
+//! delete: an entry stays (about 60 bytes) until Envoy restarts, and an expired one reads as
+//! unused. Check and record are two host calls, not one atomic step: two uses of one code
+//! racing on two workers within microseconds both reach the upstream, whose single-use code
+//! then refuses the second.
+
+use std::borrow::Cow;
+
+use super::host::{self, Metrics};
+use crate::config::Facade;
+use crate::http::headers::Headers;
+use crate::oauth::random::{NoRandomness, Random};
+use crate::oauth::{self, Continuation, Ctx, Endpoint, Outcome, Request, Response};
+
+/// Shared-data key prefix of a used façade code or refresh token.
+pub const USED_PREFIX: &str = "mcp_edge_auth.facade.used.";
+
+/// Upstream token responses larger than this are treated as unreadable.
+const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
+
+/// WASI `random_get` (Envoy's V8 host implements it with its own CSPRNG).
+struct WasiRandom;
+
+impl Random for WasiRandom {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), NoRandomness> {
+        getrandom::getrandom(buf).map_err(|_| NoRandomness)
+    }
+}
+
+/// A token callout on its way: its answer goes through `then`.
+pub struct Pending {
+    pub token: u32,
+    pub then: Continuation,
+    pub started_ms: u64,
+}
+
+fn name(e: Endpoint) -> &'static str {
+    match e {
+        Endpoint::Metadata => "metadata",
+        Endpoint::Register => "register",
+        Endpoint::Authorize => "authorize",
+        Endpoint::Consent => "consent",
+        Endpoint::Callback => "callback",
+        Endpoint::Token => "token",
+    }
+}
+
+/// Counts `mcp_edge_auth.facade.<endpoint>.<status class>`.
+fn count(metrics: &Metrics, e: Endpoint, status: u16) {
+    let label = match (e, status / 100) {
+        (Endpoint::Metadata, 2) => "metadata.2xx",
+        (Endpoint::Metadata, _) => "metadata.error",
+        (Endpoint::Register, 2) => "register.2xx",
+        (Endpoint::Register, 4) => "register.4xx",
+        (Endpoint::Register, _) => "register.error",
+        (Endpoint::Authorize, 2) => "authorize.consent_page",
+        (Endpoint::Authorize, 3) => "authorize.redirect",
+        (Endpoint::Authorize, _) => "authorize.4xx",
+        (Endpoint::Consent, 3) => "consent.redirect",
+        (Endpoint::Consent, _) => "consent.refused",
+        (Endpoint::Callback, 3) => "callback.redirect",
+        (Endpoint::Callback, _) => "callback.refused",
+        (Endpoint::Token, 2) => "token.2xx",
+        (Endpoint::Token, 4) => "token.4xx",
+        (Endpoint::Token, _) => "token.5xx",
+    };
+    metrics.increment_labeled("mcp_edge_auth.facade.", label);
+}
+
+/// Sends a façade response.
+pub fn send(r: &Response) {
+    let headers: Vec<(&str, Cow<'_, str>)> = r
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, Cow::Borrowed(v.as_str())))
+        .collect();
+    host::send_response(r.status, &headers, &r.body);
+}
+
+fn used_key(id: &str) -> String {
+    let mut k = String::with_capacity(USED_PREFIX.len() + id.len());
+    k.push_str(USED_PREFIX);
+    k.push_str(id);
+    k
+}
+
+fn already_used(id: &str, now: u64) -> bool {
+    match host::shared_get(&used_key(id)).0 {
+        Some(v) => std::str::from_utf8(&v)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+            // Unreadable: treat as used (fail closed).
+            .is_none_or(|expiry| expiry > now),
+        None => false,
+    }
+}
+
+/// What the request context does next.
+pub enum Step {
+    /// Answered (or refused): the request stops here.
+    Done,
+    /// A token callout is on its way.
+    Calling(Pending),
+}
+
+/// Runs the façade on a complete request (`body` empty when it had none).
+pub fn run(
+    f: &Facade,
+    metrics: &Metrics,
+    endpoint: Endpoint,
+    headers: &Headers,
+    body: &[u8],
+) -> Step {
+    let cookies: Vec<&str> = headers.all("cookie").collect();
+    let req = Request {
+        method: headers.get(":method").unwrap_or(""),
+        path: headers.get(":path").unwrap_or(""),
+        cookies: &cookies,
+        origin: headers.get("origin"),
+        sec_fetch_site: headers.get("sec-fetch-site"),
+        content_type: headers.get("content-type"),
+        authorization: headers.get("authorization"),
+        body,
+    };
+    let now_ms = host::now_millis();
+    let now = now_ms / 1000;
+    let mut rng = WasiRandom;
+    let mut ctx = Ctx {
+        settings: &f.settings,
+        keys: &f.keys,
+        now,
+        rng: &mut rng,
+    };
+    let outcome = oauth::handle(&mut ctx, endpoint, &req, &|id| already_used(id, now));
+    match outcome {
+        Outcome::Respond(r) => {
+            count(metrics, endpoint, r.status);
+            log::debug!("façade {}: {}", name(endpoint), r.status);
+            send(&r);
+            Step::Done
+        }
+        Outcome::Upstream(call) => {
+            let used = &call.mark_used;
+            let expiry = used.expires_at.to_string();
+            host::shared_set(&used_key(&used.id), expiry.as_bytes(), None);
+            let mut hs: Vec<(&str, &str)> = Vec::with_capacity(call.headers.len() + 3);
+            hs.push((":method", "POST"));
+            hs.push((":path", &f.token_path));
+            hs.push((":authority", &f.token_authority));
+            for (n, v) in &call.headers {
+                hs.push((n, v.as_str()));
+            }
+            match host::dispatch(&f.token_cluster, hs, &call.body, f.token_timeout_ms) {
+                Ok(token) => Step::Calling(Pending {
+                    token,
+                    then: call.then,
+                    started_ms: now_ms,
+                }),
+                Err(e) => {
+                    log::error!("façade token: the upstream token request was not sent: {e}");
+                    metrics.increment("mcp_edge_auth.facade.upstream_unreachable");
+                    let r = Response::oauth_error(
+                        503,
+                        "temporarily_unavailable",
+                        "the identity provider's token endpoint could not be called (Envoy \
+                         refused the callout; see the proxy log)",
+                    )
+                    .header("access-control-allow-origin", "*");
+                    count(metrics, endpoint, r.status);
+                    send(&r);
+                    Step::Done
+                }
+            }
+        }
+    }
+}
+
+/// The answer to the token callout (`status`/`body` as the host gave them).
+pub fn finish(f: &Facade, metrics: &Metrics, pending: Pending, body_size: usize) {
+    let (status, body) = host::call_response(body_size, MAX_TOKEN_RESPONSE);
+    let now_ms = host::now_millis();
+    let elapsed = now_ms.saturating_sub(pending.started_ms);
+    let status = status.and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+    let body = body.unwrap_or_default();
+    // Envoy's own 503 when it could not connect (its local reply, not the IdP's answer).
+    let envoy_local = status == 503
+        && (body.starts_with(b"upstream connect error")
+            || body.starts_with(b"no healthy upstream"));
+    let r = if status == 0 || envoy_local {
+        // No HTTP answer from the IdP: connection failure, reset, or the callout's timeout.
+        let timed_out = status == 0 && elapsed >= f.token_timeout_ms;
+        metrics.increment("mcp_edge_auth.facade.upstream_unreachable");
+        log::error!(
+            "façade token: no answer from the upstream token endpoint (cluster {}) after {} ms: {}",
+            f.token_cluster,
+            elapsed,
+            if timed_out {
+                "upstream.token_endpoint.timeout reached"
+            } else if envoy_local {
+                "connection failed (Envoy answered 503 itself)"
+            } else {
+                "connection failed or reset"
+            }
+        );
+        let description = if timed_out {
+            "the identity provider's token endpoint did not answer in time"
+        } else {
+            "the identity provider's token endpoint could not be reached"
+        };
+        Response::oauth_error(
+            if timed_out { 504 } else { 502 },
+            "server_error",
+            description,
+        )
+        .header("access-control-allow-origin", "*")
+    } else {
+        if status != 200 {
+            metrics.increment("mcp_edge_auth.facade.upstream_error");
+            log::warn!(
+                "façade token: the upstream token endpoint (cluster {}) answered HTTP {status} \
+                 after {elapsed} ms",
+                f.token_cluster
+            );
+        } else {
+            metrics.increment("mcp_edge_auth.facade.upstream_ok");
+        }
+        let mut rng = WasiRandom;
+        let mut ctx = Ctx {
+            settings: &f.settings,
+            keys: &f.keys,
+            now: now_ms / 1000,
+            rng: &mut rng,
+        };
+        pending.then.finish(&mut ctx, status, &body)
+    };
+    count(metrics, Endpoint::Token, r.status);
+    log::debug!("façade token: {}", r.status);
+    send(&r);
+}
+
+/// The answer when a façade request's body did not arrive in time.
+pub fn body_not_arrived(metrics: &Metrics, endpoint: Endpoint) {
+    log::error!(
+        "façade {}: the request body did not reach the filter within \
+         authorization_server.body_timeout; refusing it. If no body ever arrives, the Wasm \
+         filter needs allow_on_headers_stop_iteration: true",
+        name(endpoint)
+    );
+    let r = Response::oauth_error(
+        408,
+        "invalid_request",
+        "the request body did not arrive in time",
+    );
+    count(metrics, endpoint, r.status);
+    send(&r);
+}
+
+/// The answer to a façade request whose body is over the limit.
+pub fn too_large(metrics: &Metrics, endpoint: Endpoint, limit: usize) {
+    let r = Response::oauth_error(
+        413,
+        "invalid_request",
+        &format!("the request body exceeds the {limit}-byte limit"),
+    );
+    count(metrics, endpoint, r.status);
+    send(&r);
+}
