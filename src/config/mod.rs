@@ -29,6 +29,8 @@ use crate::keys::source::{
 use crate::keys::state::FetchPolicy;
 use crate::token::provider::{is_guid, ClaimToHeader, IssuerPattern, Provider, IDENTITY_HEADERS};
 
+// Without the cargo feature `facade` the section is parsed but refused (Config::facade).
+#[cfg_attr(not(feature = "facade"), allow(dead_code))]
 mod facade;
 mod prm;
 mod provider;
@@ -115,6 +117,20 @@ pub struct Config {
 }
 
 impl Config {
+    /// The sign-in façade, when configured. Always `None` in a module built without the
+    /// cargo feature `facade`, so that none of the façade's code is linked into it.
+    #[inline]
+    pub fn facade(&self) -> Option<&Facade> {
+        #[cfg(feature = "facade")]
+        {
+            self.facade.as_deref()
+        }
+        #[cfg(not(feature = "facade"))]
+        {
+            None
+        }
+    }
+
     /// Parses and validates the plugin configuration JSON with no VM environment (an
     /// `authorization_server` section, which needs its keys from there, is refused).
     pub fn parse(json: &[u8]) -> Result<Config, ConfigError> {
@@ -177,8 +193,21 @@ impl RawConfig {
             .protected_resource
             .as_ref()
             .and_then(|p| p.resource.clone());
+        #[cfg(feature = "facade")]
         let facade_issuer = match &self.authorization_server {
             Some(raw) => Some(facade::issuer(raw, top_resource.as_deref())?),
+            None => None,
+        };
+        #[cfg(not(feature = "facade"))]
+        let facade_issuer: Option<String> = match self.authorization_server {
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "authorization_server",
+                    "this module was built without the sign-in façade (cargo feature \
+                     `facade`): load mcp_edge_auth_facade.wasm (`make build` writes it next \
+                     to mcp_edge_auth.wasm)",
+                ))
+            }
             None => None,
         };
         let servers = |default: Vec<String>| match &facade_issuer {
@@ -187,10 +216,13 @@ impl RawConfig {
         };
         // A rule's own document names the façade only when the façade's provider verifies
         // the rule's tokens (another provider's rule keeps its issuer).
+        #[cfg(feature = "facade")]
         let facade_provider = self
             .authorization_server
             .as_ref()
             .map(|a| a.provider_name.clone());
+        #[cfg(not(feature = "facade"))]
+        let facade_provider: Option<String> = None;
 
         let mut rules = Vec::with_capacity(self.rules.len());
         let mut rule_resources = Vec::with_capacity(self.rules.len());
@@ -339,6 +371,12 @@ impl RawConfig {
         )
         .map_err(|m| ConfigError::new("filter_state", m))?;
 
+        #[cfg(not(feature = "facade"))]
+        let facade = {
+            let _ = (env, facade_issuer, top_resource);
+            None
+        };
+        #[cfg(feature = "facade")]
         let facade = match (self.authorization_server, facade_issuer) {
             (Some(raw), Some(issuer)) => {
                 if !protected_resource.authorization_servers.contains(&issuer) {

@@ -24,7 +24,13 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) filter_state: Option<Vec<String>>,
     #[serde(default)]
+    #[cfg(feature = "facade")]
     pub(super) authorization_server: Option<RawAuthorizationServer>,
+    /// Built without the façade: only its presence matters (it is refused), and its parser
+    /// stays out of the module.
+    #[serde(default)]
+    #[cfg(not(feature = "facade"))]
+    pub(super) authorization_server: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]

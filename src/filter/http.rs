@@ -278,7 +278,7 @@ impl Http {
         headers: Headers,
         end_of_stream: bool,
     ) -> Action {
-        let Some(f) = s.config.facade.as_deref() else {
+        let Some(f) = s.config.facade() else {
             return Action::Pause;
         };
         let id = self.context_id;
@@ -305,7 +305,7 @@ impl Http {
         headers: Headers,
         body: &[u8],
     ) -> Action {
-        if let Some(f) = s.config.facade.as_deref() {
+        if let Some(f) = s.config.facade() {
             if let facade::Step::Calling(p) = facade::run(f, &s.metrics, endpoint, &headers, body) {
                 self.facade = Some(p);
             }
@@ -423,7 +423,7 @@ impl Context for Http {
             self.facade = Some(p);
             return;
         }
-        if let Some(f) = s.config.facade.as_deref() {
+        if let Some(f) = s.config.facade() {
             facade::finish(f, &s.metrics, p, body_size);
         }
     }
@@ -461,7 +461,7 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         let headers = host::request_headers();
-        if let Some(f) = s.config.facade.as_deref() {
+        if let Some(f) = s.config.facade() {
             if let Some(endpoint) =
                 crate::oauth::route(&f.settings, headers.get(":path").unwrap_or(""))
             {
@@ -526,7 +526,7 @@ impl HttpContext for Http {
             Phase::Refused => Action::Pause,
             Phase::Facade(endpoint) => {
                 let endpoint = *endpoint;
-                let limit = s.config.facade.as_ref().map_or(0, |f| f.max_body_bytes);
+                let limit = s.config.facade().map_or(0, |f| f.max_body_bytes);
                 if body_size > limit {
                     hold.phase = Phase::Refused;
                     hold.body_deadline = None;

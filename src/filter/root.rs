@@ -213,7 +213,7 @@ impl RootContext for Root {
             cfg.providers.len(),
             cfg.rules.len()
         );
-        if let Some(f) = &cfg.facade {
+        if let Some(f) = cfg.facade() {
             log::info!(
                 "sign-in façade: issuer {}, upstream token endpoint {} via cluster {}, {} sealing key(s)",
                 f.settings.spec.issuer,
