@@ -26,7 +26,8 @@ pub mod crypto;
 pub mod decide;
 pub mod http;
 pub mod keys;
-pub mod oauth;
+// src/oauth/ is compiled as its own crate (oauth/Cargo.toml: built for size).
+pub use mcp_edge_auth_oauth as oauth;
 pub mod token;
 pub mod util;
 
