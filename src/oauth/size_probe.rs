@@ -38,17 +38,17 @@ fn run(input: &[u8]) -> usize {
             token_endpoint: next().into(),
             client_id: next().into(),
             client_secret: Some(Secret::new(next())),
-            client_auth: if input.len() % 2 == 0 {
+            client_auth: if input.len().is_multiple_of(2) {
                 ClientAuth::Basic
             } else {
                 ClientAuth::Post
             },
             scope_prefix: Some(next().into()),
             extra_scopes: vec![next().into()],
-            send_resource: input.len() % 3 == 0,
+            send_resource: input.len().is_multiple_of(3),
             authorize_params: vec![(next().into(), next().into())],
         },
-        consent: if input.len() % 5 == 0 {
+        consent: if input.len().is_multiple_of(5) {
             ConsentMode::Remember
         } else {
             ConsentMode::Always
