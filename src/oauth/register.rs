@@ -80,7 +80,10 @@ fn clean_name(name: &str) -> Option<String> {
     (!cleaned.is_empty()).then(|| cleaned.to_string())
 }
 
-fn string_list<'v>(v: &'v Value, field: &str) -> Result<Option<Vec<&'v str>>, Response> {
+fn string_list<'v>(
+    v: &'v Map<String, Value>,
+    field: &str,
+) -> Result<Option<Vec<&'v str>>, Response> {
     match v.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
@@ -106,11 +109,10 @@ fn try_register(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Response, Response> {
     if body.len() > MAX_BODY {
         return Err(metadata_error("registration request is too large"));
     }
-    let v: Value = serde_json::from_slice(body)
+    // Read as a Map (the type the sealed payloads and the token response use: one copy of
+    // the parser); anything but an object fails here.
+    let v: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|_| metadata_error("registration request must be a JSON object"))?;
-    if !v.is_object() {
-        return Err(metadata_error("registration request must be a JSON object"));
-    }
     match v.get("token_endpoint_auth_method") {
         None | Some(Value::Null) => {}
         Some(Value::String(m)) if m == "none" => {}
