@@ -12,7 +12,7 @@
 //! | `filter/` | host glue: contexts, callouts, shared data, metrics (wasm32 only) |
 //! | [`decide`] | the request pipeline: request + time + keys in, verdict out |
 //! | [`config`] | plugin JSON → validated settings for every part |
-//! | [`oauth`] | the sign-in façade for IdPs without client registration (not wired yet) |
+//! | [`oauth`] | the sign-in façade for IdPs without client registration (its own crate; wired by `config`/`filter` with the cargo feature `facade`) |
 //! | [`authz`] | route rules, scope policy, MCP JSON-RPC inspection |
 //! | [`token`] | JWS parsing, claims, verification, the verified-token cache |
 //! | [`keys`] | JWKS parsing, key-set state machine, fetch shapes, key sources |
@@ -26,7 +26,8 @@ pub mod crypto;
 pub mod decide;
 pub mod http;
 pub mod keys;
-pub mod oauth;
+// src/oauth/ is compiled as its own crate (oauth/Cargo.toml: built for size).
+pub use mcp_edge_auth_oauth as oauth;
 pub mod token;
 pub mod util;
 

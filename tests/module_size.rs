@@ -3,7 +3,9 @@
 //! module into its own VM and Istio pulls it into every sidecar, so size is paid per worker and
 //! per pod. `make build` writes the module (cargo, then wasm-opt -O3: scripts/wasm-opt.sh).
 //! When this fails, `twiggy top` on an unstripped build shows what grew
-//! (`CARGO_PROFILE_RELEASE_STRIP=false`).
+//! (`CARGO_PROFILE_RELEASE_STRIP=false`; `NAMES=1 scripts/size-probe.sh` makes one).
+//! `scripts/size-probe.sh` measures the module with the sign-in façade reachable (cargo
+//! feature `size-probe`, off by default), before the glue wires it in.
 
 #![allow(
     clippy::unwrap_used,

@@ -55,6 +55,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    #[inline(never)]
     fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             field: field.into(),
@@ -173,6 +174,7 @@ impl Config {
 }
 
 /// serde_json appends "at line 1 column 17"; for one-line JSON in YAML that is noise.
+#[inline(never)]
 fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg.get(..i).unwrap_or(msg).to_string(),

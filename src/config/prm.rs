@@ -3,6 +3,7 @@
 
 use super::*;
 
+#[inline(never)]
 pub(super) fn check_url(field: &str, url: &str) -> Result<(), ConfigError> {
     let rest = url
         .strip_prefix("https://")
@@ -33,6 +34,7 @@ pub(super) fn check_url(field: &str, url: &str) -> Result<(), ConfigError> {
 
 /// The issuers of `providers`, each once: what `authorization_servers` says when it is
 /// not set.
+#[inline(never)]
 pub(super) fn issuers<'a>(providers: impl IntoIterator<Item = &'a Provider>) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     for p in providers {
@@ -46,6 +48,7 @@ pub(super) fn issuers<'a>(providers: impl IntoIterator<Item = &'a Provider>) -> 
 /// The top-level `protected_resource` (`field` = `"protected_resource"`) or a rule's
 /// (`"rules[i].protected_resource"`); `default_servers` when `authorization_servers` is
 /// not set.
+#[inline(never)]
 pub(super) fn validate_prm(
     raw: Option<RawProtectedResource>,
     field: &str,
@@ -123,6 +126,7 @@ pub(super) fn validate_prm(
 /// the rule answering that path must serve the same document (so two rules may share a
 /// resource only with the same document). Without a top-level `protected_resource`, every
 /// rule that requires a token needs its own (there is nothing else to point clients to).
+#[inline(never)]
 pub(super) fn check_rule_resources(
     rules: &[Rule],
     own: &[Option<ProtectedResource>],

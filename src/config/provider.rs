@@ -5,6 +5,7 @@
 use super::*;
 
 impl RawProvider {
+    #[inline(never)]
     pub(super) fn validate(self, name: &str) -> Result<Provider, ConfigError> {
         let field = |f: &str| format!("providers.{name}.{f}");
         if name.is_empty() {
@@ -196,6 +197,7 @@ impl RawProvider {
     }
 }
 
+#[inline(never)]
 pub(super) fn duration_ms(
     field: &str,
     value: Option<&str>,
@@ -210,6 +212,7 @@ pub(super) fn duration_ms(
 }
 
 impl RawRemote {
+    #[inline(never)]
     pub(super) fn validate(
         self,
         field: &str,
@@ -308,6 +311,7 @@ impl RawRemote {
     }
 }
 
+#[inline(never)]
 pub(super) fn check_scopes(field: &str, scopes: Vec<String>) -> Result<Vec<String>, ConfigError> {
     for (i, s) in scopes.iter().enumerate() {
         let valid = !s.is_empty()
@@ -323,6 +327,7 @@ pub(super) fn check_scopes(field: &str, scopes: Vec<String>) -> Result<Vec<Strin
     Ok(scopes)
 }
 
+#[inline(never)]
 pub(super) fn unlisted(
     field: &str,
     v: Option<String>,
@@ -353,6 +358,7 @@ pub(super) const RESERVED_HEADERS: [&str; 10] = [
     "mcp-session-id",
 ];
 
+#[inline(never)]
 pub(super) fn check_header_name(h: &str) -> Result<(), String> {
     if h.is_empty() {
         return Err("must not be empty".into());

@@ -6,6 +6,7 @@ use super::*;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 impl RawMcp {
+    #[inline(never)]
     pub(super) fn validate(
         self,
         field: &str,

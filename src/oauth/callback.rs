@@ -4,7 +4,7 @@
 //! redirect URI (re-checked against the allow-list) with a sealed, short-lived façade code
 //! wrapping the upstream code, plus the client's `state` and `iss` (RFC 9207).
 
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::consent::{bind_cookie, Flow};
 use super::cookie;
@@ -15,29 +15,51 @@ use super::pending::error_redirect;
 use super::random;
 use super::request::{Ctx, Request};
 use super::response::Response;
-use super::seal::{Kind, PayloadError, SealError};
+use super::seal::fields::{self, put};
+use super::seal::{Kind, PayloadError, SealError, Sealed};
 use super::upstream_error;
 
 /// The façade's authorization code, sealed.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Grant {
-    #[serde(rename = "u")]
     pub upstream_code: String,
-    #[serde(rename = "c")]
     pub client: String,
-    #[serde(rename = "r")]
     pub redirect_uri: String,
-    #[serde(rename = "g")]
     pub redirect_given: bool,
-    #[serde(rename = "h")]
     pub challenge: String,
-    #[serde(rename = "v")]
     pub verifier: String,
-    #[serde(rename = "o")]
     pub scopes: Vec<String>,
     /// Single-use id.
-    #[serde(rename = "j")]
     pub id: String,
+}
+
+/// Sealed as `{"u", "c", "r", "g", "h", "v", "o", "j"}`.
+impl Sealed for Grant {
+    fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        put(&mut m, "u", self.upstream_code.as_str());
+        put(&mut m, "c", self.client.as_str());
+        put(&mut m, "r", self.redirect_uri.as_str());
+        put(&mut m, "g", self.redirect_given);
+        put(&mut m, "h", self.challenge.as_str());
+        put(&mut m, "v", self.verifier.as_str());
+        put(&mut m, "o", self.scopes.as_slice());
+        put(&mut m, "j", self.id.as_str());
+        m
+    }
+
+    fn from_json(m: &Map<String, Value>) -> Option<Grant> {
+        Some(Grant {
+            upstream_code: fields::string(m, "u")?,
+            client: fields::string(m, "c")?,
+            redirect_uri: fields::string(m, "r")?,
+            redirect_given: fields::boolean(m, "g")?,
+            challenge: fields::string(m, "h")?,
+            verifier: fields::string(m, "v")?,
+            scopes: fields::strings(m, "o")?,
+            id: fields::string(m, "j")?,
+        })
+    }
 }
 
 impl std::fmt::Debug for Grant {

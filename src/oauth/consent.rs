@@ -17,7 +17,7 @@
 //!   cross-site (`same-origin`, `same-site`, `none`), so a malicious site cannot bounce a
 //!   user through a remembered approval.
 
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::cookie;
 use super::ct;
@@ -30,7 +30,8 @@ use super::redirect;
 use super::request::{Ctx, Request};
 use super::response::Response;
 use super::scopes;
-use super::seal::Kind;
+use super::seal::fields::{self, put};
+use super::seal::{Kind, Sealed};
 use super::settings::ConsentMode;
 
 const CSRF_COOKIE: &str = "mcp-csrf-";
@@ -39,29 +40,51 @@ const APPROVAL_COOKIE: &str = "mcp-ok-";
 
 /// The upstream `state`: everything the callback needs, sealed. `Debug` leaves out the
 /// verifier and the binding value.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Flow {
-    #[serde(rename = "c")]
     pub client: String,
-    #[serde(rename = "r")]
     pub redirect_uri: String,
-    #[serde(rename = "g")]
     pub redirect_given: bool,
-    #[serde(rename = "s", default)]
     pub state: Option<String>,
-    #[serde(rename = "h")]
     pub challenge: String,
     /// The façade's PKCE verifier for the upstream leg.
-    #[serde(rename = "v")]
     pub verifier: String,
-    #[serde(rename = "o")]
     pub scopes: Vec<String>,
     /// The binding value its cookie must carry.
-    #[serde(rename = "b")]
     pub binding: String,
     /// Names the binding cookie.
-    #[serde(rename = "k")]
     pub cookie_id: String,
+}
+
+/// Sealed as `{"c", "r", "g", "s", "h", "v", "o", "b", "k"}` (`s` may be absent).
+impl Sealed for Flow {
+    fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        put(&mut m, "c", self.client.as_str());
+        put(&mut m, "r", self.redirect_uri.as_str());
+        put(&mut m, "g", self.redirect_given);
+        put(&mut m, "s", self.state.as_deref());
+        put(&mut m, "h", self.challenge.as_str());
+        put(&mut m, "v", self.verifier.as_str());
+        put(&mut m, "o", self.scopes.as_slice());
+        put(&mut m, "b", self.binding.as_str());
+        put(&mut m, "k", self.cookie_id.as_str());
+        m
+    }
+
+    fn from_json(m: &Map<String, Value>) -> Option<Flow> {
+        Some(Flow {
+            client: fields::string(m, "c")?,
+            redirect_uri: fields::string(m, "r")?,
+            redirect_given: fields::boolean(m, "g")?,
+            state: fields::opt_string(m, "s")?,
+            challenge: fields::string(m, "h")?,
+            verifier: fields::string(m, "v")?,
+            scopes: fields::strings(m, "o")?,
+            binding: fields::string(m, "b")?,
+            cookie_id: fields::string(m, "k")?,
+        })
+    }
 }
 
 impl std::fmt::Debug for Flow {
@@ -75,10 +98,23 @@ impl std::fmt::Debug for Flow {
     }
 }
 
-#[derive(Serialize, Deserialize)]
 struct Approval {
-    #[serde(rename = "c")]
     client: String,
+}
+
+/// Sealed as `{"c"}`.
+impl Sealed for Approval {
+    fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        put(&mut m, "c", self.client.as_str());
+        m
+    }
+
+    fn from_json(m: &Map<String, Value>) -> Option<Approval> {
+        Some(Approval {
+            client: fields::string(m, "c")?,
+        })
+    }
 }
 
 /// The binding cookie's base name for a flow.

@@ -2,39 +2,64 @@
 //! request waiting for consent ([`Pending`], sealed into the consent form and the upstream
 //! `state`), the `resource` comparison, and the error redirect back to a verified client URI.
 
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::form;
 use super::response::Response;
+use super::seal::fields::{self, put};
+use super::seal::Sealed;
 use super::settings::Settings;
 
 /// A checked authorization request, waiting for consent (sealed into the consent form).
 /// `Debug` leaves out the CSRF token.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Pending {
     /// [`client_hash`] of the client id.
-    #[serde(rename = "c")]
     pub client: String,
-    #[serde(rename = "n", default)]
     pub name: Option<String>,
-    #[serde(rename = "r")]
     pub redirect_uri: String,
     /// The request named `redirect_uri` (then `/token` must name it too).
-    #[serde(rename = "g")]
     pub redirect_given: bool,
-    #[serde(rename = "s", default)]
     pub state: Option<String>,
     /// The client's S256 `code_challenge`.
-    #[serde(rename = "h")]
     pub challenge: String,
     /// Bare scopes.
-    #[serde(rename = "o")]
     pub scopes: Vec<String>,
     /// CSRF token and cookie id of the consent form (set when the page is shown).
-    #[serde(rename = "x", default)]
     pub csrf: String,
-    #[serde(rename = "k", default)]
     pub cookie_id: String,
+}
+
+/// Sealed as `{"c", "n", "r", "g", "s", "h", "o", "x", "k"}` (`n`, `s`, `x`, `k` may be
+/// absent).
+impl Sealed for Pending {
+    fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        put(&mut m, "c", self.client.as_str());
+        put(&mut m, "n", self.name.as_deref());
+        put(&mut m, "r", self.redirect_uri.as_str());
+        put(&mut m, "g", self.redirect_given);
+        put(&mut m, "s", self.state.as_deref());
+        put(&mut m, "h", self.challenge.as_str());
+        put(&mut m, "o", self.scopes.as_slice());
+        put(&mut m, "x", self.csrf.as_str());
+        put(&mut m, "k", self.cookie_id.as_str());
+        m
+    }
+
+    fn from_json(m: &Map<String, Value>) -> Option<Pending> {
+        Some(Pending {
+            client: fields::string(m, "c")?,
+            name: fields::opt_string(m, "n")?,
+            redirect_uri: fields::string(m, "r")?,
+            redirect_given: fields::boolean(m, "g")?,
+            state: fields::opt_string(m, "s")?,
+            challenge: fields::string(m, "h")?,
+            scopes: fields::strings(m, "o")?,
+            csrf: fields::string_or_empty(m, "x")?,
+            cookie_id: fields::string_or_empty(m, "k")?,
+        })
+    }
 }
 
 impl std::fmt::Debug for Pending {

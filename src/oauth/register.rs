@@ -4,13 +4,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::request::Ctx;
 use super::response::Response;
-use super::seal::{Keys, Kind, NEVER};
+use super::seal::fields::{self, put};
+use super::seal::{Keys, Kind, Sealed, NEVER};
 
 /// Largest registration body read.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -20,14 +20,32 @@ pub const MAX_REDIRECT_URIS: usize = 8;
 pub const MAX_NAME: usize = 100;
 
 /// A registration as sealed in the client id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Client {
-    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(rename = "r")]
     pub redirect_uris: Vec<String>,
-    #[serde(rename = "i")]
     pub issued_at: u64,
+}
+
+/// Sealed as `{"n", "r", "i"}` (`n` absent without a name).
+impl Sealed for Client {
+    fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Some(n) = &self.name {
+            put(&mut m, "n", n.as_str());
+        }
+        put(&mut m, "r", self.redirect_uris.as_slice());
+        put(&mut m, "i", self.issued_at);
+        m
+    }
+
+    fn from_json(m: &Map<String, Value>) -> Option<Client> {
+        Some(Client {
+            name: fields::opt_string(m, "n")?,
+            redirect_uris: fields::strings(m, "r")?,
+            issued_at: fields::number(m, "i")?,
+        })
+    }
 }
 
 /// Opens a client id; `None` for anything that is not one of ours.
@@ -62,7 +80,10 @@ fn clean_name(name: &str) -> Option<String> {
     (!cleaned.is_empty()).then(|| cleaned.to_string())
 }
 
-fn string_list<'v>(v: &'v Value, field: &str) -> Result<Option<Vec<&'v str>>, Response> {
+fn string_list<'v>(
+    v: &'v Map<String, Value>,
+    field: &str,
+) -> Result<Option<Vec<&'v str>>, Response> {
     match v.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
@@ -88,11 +109,10 @@ fn try_register(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Response, Response> {
     if body.len() > MAX_BODY {
         return Err(metadata_error("registration request is too large"));
     }
-    let v: Value = serde_json::from_slice(body)
+    // Read as a Map (the type the sealed payloads and the token response use: one copy of
+    // the parser); anything but an object fails here.
+    let v: Map<String, Value> = serde_json::from_slice(body)
         .map_err(|_| metadata_error("registration request must be a JSON object"))?;
-    if !v.is_object() {
-        return Err(metadata_error("registration request must be a JSON object"));
-    }
     match v.get("token_endpoint_auth_method") {
         None | Some(Value::Null) => {}
         Some(Value::String(m)) if m == "none" => {}

@@ -21,6 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::random::{self, NoRandomness, Random};
@@ -292,34 +293,113 @@ pub enum PayloadError {
     Shape,
 }
 
+/// A value sealed as a JSON object. The fields are mapped by hand (the [`fields`] helpers)
+/// rather than with serde's derive: six derived payload types cost about 20 KB of module
+/// (scripts/size-probe.sh), these one shared `Map` path. Unknown fields are ignored and a
+/// field of the wrong type refuses the whole value, as serde's derive did.
+pub trait Sealed: Sized {
+    fn to_json(&self) -> Map<String, Value>;
+    /// `None`: not this payload's shape.
+    fn from_json(m: &Map<String, Value>) -> Option<Self>;
+}
+
+/// Reading and writing [`Sealed`] fields.
+pub mod fields {
+    use serde_json::{Map, Value};
+
+    /// A string field that must be there.
+    pub fn string(m: &Map<String, Value>, k: &str) -> Option<String> {
+        m.get(k)?.as_str().map(str::to_string)
+    }
+
+    /// A string field that may be absent (`""` then; `null` is refused).
+    pub fn string_or_empty(m: &Map<String, Value>, k: &str) -> Option<String> {
+        match m.get(k) {
+            None => Some(String::new()),
+            Some(v) => v.as_str().map(str::to_string),
+        }
+    }
+
+    /// An optional string: absent or `null` is `Some(None)`; another type is `None`.
+    pub fn opt_string(m: &Map<String, Value>, k: &str) -> Option<Option<String>> {
+        match m.get(k) {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => v.as_str().map(|s| Some(s.to_string())),
+        }
+    }
+
+    pub fn boolean(m: &Map<String, Value>, k: &str) -> Option<bool> {
+        m.get(k)?.as_bool()
+    }
+
+    pub fn number(m: &Map<String, Value>, k: &str) -> Option<u64> {
+        m.get(k)?.as_u64()
+    }
+
+    /// An array of strings that must be there.
+    pub fn strings(m: &Map<String, Value>, k: &str) -> Option<Vec<String>> {
+        m.get(k)?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Writes a field.
+    pub fn put(m: &mut Map<String, Value>, k: &str, v: impl Into<Value>) {
+        m.insert(k.to_string(), v.into());
+    }
+}
+
 impl Keys {
     /// Seals `value` as JSON.
-    pub fn seal_json<T: serde::Serialize>(
+    pub fn seal_json<T: Sealed>(
         &self,
         kind: Kind,
         expiry: u64,
         value: &T,
         rng: &mut dyn Random,
     ) -> Result<String, NoRandomness> {
-        let payload = serde_json::to_vec(value).unwrap_or_default();
+        self.seal_map(kind, expiry, &value.to_json(), rng)
+    }
+
+    fn seal_map(
+        &self,
+        kind: Kind,
+        expiry: u64,
+        map: &Map<String, Value>,
+        rng: &mut dyn Random,
+    ) -> Result<String, NoRandomness> {
+        let payload = serde_json::to_vec(map).unwrap_or_default();
         self.seal(kind, expiry, &payload, rng)
     }
 
     /// Opens a blob sealed with [`Keys::seal_json`], checking its expiry; (value, expiry).
-    pub fn open_json<T: serde::de::DeserializeOwned>(
+    pub fn open_json<T: Sealed>(
         &self,
         kind: Kind,
         sealed: &str,
         now: u64,
     ) -> Result<(T, u64), PayloadError> {
+        let (map, expiry) = self.open_map(kind, sealed, now)?;
+        let value = T::from_json(&map).ok_or(PayloadError::Shape)?;
+        Ok((value, expiry))
+    }
+
+    fn open_map(
+        &self,
+        kind: Kind,
+        sealed: &str,
+        now: u64,
+    ) -> Result<(Map<String, Value>, u64), PayloadError> {
         let (expiry, payload) = self
             .open_any_time(kind, sealed)
             .map_err(PayloadError::Seal)?;
         if now >= expiry {
             return Err(PayloadError::Seal(SealError::Expired));
         }
-        let value = serde_json::from_slice(&payload).map_err(|_| PayloadError::Shape)?;
-        Ok((value, expiry))
+        let map = serde_json::from_slice(&payload).map_err(|_| PayloadError::Shape)?;
+        Ok((map, expiry))
     }
 }
 
@@ -476,5 +556,31 @@ mod tests {
             Some(KeyError::NotBase64 { index: 1 })
         );
         assert_eq!(format!("{a:?}"), "Keys { count: 1 }");
+    }
+
+    /// The hand mapping reads what serde's derive read: unknown fields ignored, optional
+    /// fields absent or null, a wrong type refused.
+    #[test]
+    fn sealed_fields_read_like_serde_derive() {
+        let m = |j: &str| -> Map<String, Value> { serde_json::from_str(j).unwrap() };
+        let v = m(r#"{"a":"x","n":null,"b":true,"i":5,"o":["p","q"],"z":[1]}"#);
+        assert_eq!(fields::string(&v, "a").as_deref(), Some("x"));
+        assert_eq!(fields::string(&v, "missing"), None);
+        assert_eq!(fields::string(&v, "b"), None);
+        assert_eq!(fields::string_or_empty(&v, "missing").as_deref(), Some(""));
+        assert_eq!(fields::string_or_empty(&v, "n"), None);
+        assert_eq!(fields::opt_string(&v, "n"), Some(None));
+        assert_eq!(fields::opt_string(&v, "missing"), Some(None));
+        assert_eq!(fields::opt_string(&v, "a"), Some(Some("x".into())));
+        assert_eq!(fields::opt_string(&v, "i"), None);
+        assert_eq!(fields::boolean(&v, "b"), Some(true));
+        assert_eq!(fields::number(&v, "i"), Some(5));
+        assert_eq!(fields::number(&m(r#"{"i":-1}"#), "i"), None);
+        assert_eq!(fields::number(&m(r#"{"i":1.5}"#), "i"), None);
+        assert_eq!(
+            fields::strings(&v, "o"),
+            Some(vec!["p".to_string(), "q".to_string()])
+        );
+        assert_eq!(fields::strings(&v, "z"), None);
     }
 }

@@ -20,7 +20,6 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::callback::Grant;
@@ -32,21 +31,39 @@ use super::register::{client_hash, open_client};
 use super::request::{Ctx, Request};
 use super::response::Response;
 use super::scopes;
-use super::seal::{Kind, PayloadError, SealError};
+use super::seal::fields::{self, put};
+use super::seal::{Kind, PayloadError, SealError, Sealed};
 use super::settings::{ClientAuth, Settings};
 use super::upstream_error;
 
 /// The façade's refresh token, sealed.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 struct Refresh {
-    #[serde(rename = "u")]
     upstream: String,
-    #[serde(rename = "c")]
     client: String,
-    #[serde(rename = "o")]
     scopes: Vec<String>,
-    #[serde(rename = "j")]
     id: String,
+}
+
+/// Sealed as `{"u", "c", "o", "j"}`.
+impl Sealed for Refresh {
+    fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        put(&mut m, "u", self.upstream.as_str());
+        put(&mut m, "c", self.client.as_str());
+        put(&mut m, "o", self.scopes.as_slice());
+        put(&mut m, "j", self.id.as_str());
+        m
+    }
+
+    fn from_json(m: &Map<String, Value>) -> Option<Refresh> {
+        Some(Refresh {
+            upstream: fields::string(m, "u")?,
+            client: fields::string(m, "c")?,
+            scopes: fields::strings(m, "o")?,
+            id: fields::string(m, "j")?,
+        })
+    }
 }
 
 /// An id to record as used until `expires_at` (unix seconds).
