@@ -40,6 +40,10 @@ pub fn hint(code: &str) -> Option<&'static str> {
         "50011" | "500113" => "the façade's callback URL is not a redirect URI of the app",
         "65001" => "the user or an administrator has not consented to the app",
         "70008" | "700082" => "the code or refresh token has expired; sign in again",
+        "50173" => "the refresh token was revoked (password change or admin action); sign in again",
+        "501481" => "the PKCE verifier does not match the challenge of the IdP sign-in",
+        "900144" => "the façade's request to the IdP lacks a required parameter",
+        "500011" => "the API the scopes name is not in this tenant (check scope_prefix)",
         "54005" => "the code was already redeemed",
         "9002326" | "9002327" => {
             "the app's redirect URI is registered for the wrong platform (use Web)"
@@ -109,6 +113,26 @@ mod tests {
             "the identity provider answered ab"
         );
         assert_eq!(aadsts_codes("AADSTS1 AADSTS2 AADSTS3 AADSTS4").len(), 3);
+        // The codes the dev IdP's Entra mode answers with (devstack/src/entra.rs) are named.
+        for code in [
+            "AADSTS9010010",
+            "AADSTS28003",
+            "AADSTS28000",
+            "AADSTS650053",
+            "AADSTS7000218",
+            "AADSTS7000215",
+            "AADSTS50011",
+            "AADSTS54005",
+            "AADSTS70008",
+            "AADSTS700082",
+            "AADSTS50173",
+            "AADSTS501481",
+            "AADSTS900144",
+            "AADSTS500011",
+            "AADSTS65001",
+        ] {
+            assert!(hint(code).is_some(), "{code}");
+        }
         assert_eq!(token_error("invalid_grant"), Some("invalid_grant"));
         assert_eq!(token_error("invalid_client"), None);
         assert_eq!(authorize_error("consent_required"), "access_denied");
