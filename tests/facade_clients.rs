@@ -53,25 +53,7 @@ fn python() -> String {
 
 /// Runs a driver; returns its JSON report (panics with its output and `context` on failure).
 fn run(program: &str, args: &[&str], context: &dyn Fn() -> String) -> Value {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(clients_dir())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (did `make test` install it?): {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Option<Value> = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok());
-    match report {
-        Some(r) if out.status.success() && r.get("error").is_none() => r,
-        _ => panic!(
-            "{program} {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\n{}",
-            out.status,
-            context()
-        ),
-    }
+    support::clients::run_client(program, args, context)
 }
 
 /// The consent page the driver clicked through: the façade's markup.

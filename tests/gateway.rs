@@ -20,7 +20,6 @@
 
 mod support;
 
-use std::process::Command;
 
 use devstack::idp::{Idp, IdpConfig};
 use devstack::mcp_demo::{McpDemo, McpDemoConfig};
@@ -320,25 +319,7 @@ fn assert_discovery(r: &Value, g: &Gateway, server: &str, idp: &Idp) {
 /// Runs a client program in tests/clients; returns its JSON report (panics with its output
 /// on failure).
 fn run(program: &str, args: &[&str], envoy: &Envoy) -> Value {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(repo_root().join("tests/clients"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (did `make test` install it?): {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Option<Value> = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok());
-    match report {
-        Some(r) if out.status.success() && r.get("error").is_none() => r,
-        _ => panic!(
-            "{program} {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\nEnvoy log:\n{}",
-            out.status,
-            envoy.logs()
-        ),
-    }
+    support::clients::run_client(program, args, &|| format!("Envoy log:\n{}", envoy.logs()))
 }
 
 #[test]

@@ -20,8 +20,6 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 
 use devstack::idp::{Idp, IdpConfig};
 use devstack::mcp_demo::{McpDemo, McpDemoConfig};
@@ -105,31 +103,11 @@ fn start(base_scope: Option<&str>, extra: Value) -> Stack {
     }
 }
 
-fn clients_dir() -> PathBuf {
-    repo_root().join("tests/clients")
-}
-
 /// Runs a client program; returns its JSON report (panics with its output on failure).
 fn run(program: &str, args: &[&str], envoy: &Envoy) -> Value {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(clients_dir())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (did `make test` install it?): {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let report: Option<Value> = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok());
-    match report {
-        Some(r) if out.status.success() && r.get("error").is_none() => r,
-        _ => panic!(
-            "{program} {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\nEnvoy log tail:\n{}",
-            out.status,
-            tail(&envoy.logs(), 40)
-        ),
-    }
+    support::clients::run_client(program, args, &|| {
+        format!("Envoy log tail:\n{}", tail(&envoy.logs(), 40))
+    })
 }
 
 fn tail(s: &str, n: usize) -> String {
