@@ -275,9 +275,10 @@ fn cel_stand_in_errors(doc: &Value) -> Vec<String> {
     errs
 }
 
-const ISTIO_FILES: [&str; 6] = [
+const ISTIO_FILES: [&str; 7] = [
     "deploy/istio/auth0.yaml",
     "deploy/istio/entra-envoyfilter.yaml",
+    "deploy/istio/entra-facade-envoyfilter.yaml",
     "deploy/istio/entra-file.yaml",
     "deploy/istio/entra.yaml",
     "deploy/istio/keycloak.yaml",
@@ -285,7 +286,7 @@ const ISTIO_FILES: [&str; 6] = [
 ];
 
 /// Kinds shipped here that the CRD file does not cover.
-const NO_SCHEMA_KINDS: [&str; 1] = ["EnvoyFilter"];
+const NO_SCHEMA_KINDS: [&str; 2] = ["EnvoyFilter", "Deployment"];
 
 fn istio_docs() -> Vec<(String, Value)> {
     assert_eq!(files("deploy/istio", ".yaml"), ISTIO_FILES.to_vec());
@@ -678,6 +679,103 @@ fn the_envoyfilter_variant_carries_the_full_mcp_config_and_loads() {
     let v = envoy_validate(&yaml, "entra-envoyfilter");
     assert!(v.ok, "{}", v.errors());
     assert!(v.log.contains("configured 1 provider(s)"), "{}", v.log);
+}
+
+#[test]
+fn the_facade_envoyfilter_is_the_facade_recipe_with_its_secrets_from_the_sidecar_and_loads() {
+    let f = "deploy/istio/entra-facade-envoyfilter.yaml";
+    let docs = yaml_docs(&read(f));
+    let kind = |k: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == k)
+            .unwrap_or_else(|| panic!("{f}: no {k}"))
+    };
+    let (deployment, filter) = (kind("Deployment"), kind("EnvoyFilter"));
+    assert_eq!(
+        filter["spec"]["workloadSelector"]["labels"],
+        deployment["spec"]["template"]["metadata"]["labels"]
+    );
+    let pcs = wasm_plugin_configs(filter);
+    assert_eq!(pcs.len(), 1);
+    let pc = pcs[0];
+    assert_eq!(
+        pc["allow_on_headers_stop_iteration"], true,
+        "the façade reads bodies"
+    );
+    assert_eq!(pc["failure_policy"], "FAIL_CLOSED");
+    assert_eq!(
+        pc["vm_config"]["code"]["local"]["filename"],
+        FACADE_MODULE_PLACEHOLDERS[1]
+    );
+    // The Envoy recipe's configuration, with Istio's cluster names.
+    let plugin: Value = serde_json::from_str(&plugin_json(pc)).unwrap();
+    let strip = |v: Value| {
+        let mut v = without_clusters(v);
+        v["authorization_server"]["upstream"]["token_endpoint"]["cluster"] = "<cluster>".into();
+        v
+    };
+    assert_eq!(
+        strip(plugin.clone()),
+        strip(recipe_plugin("envoy/recipes/entra-facade.yaml"))
+    );
+    for (_, uri, cluster) in callouts(&plugin) {
+        assert_eq!(cluster, format!("outbound|443||{}", uri_host(&uri)));
+    }
+    let token = &plugin["authorization_server"]["upstream"]["token_endpoint"];
+    assert_eq!(
+        token["cluster"],
+        format!("outbound|443||{}", uri_host(token["uri"].as_str().unwrap()))
+    );
+    // The secrets: Envoy's environment variables the VM reads are the ones the injected
+    // sidecar gets from a Kubernetes Secret, and the ones the configuration names.
+    let keys: Vec<&str> = pc["vm_config"]["environment_variables"]["host_env_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(pc["vm_config"]["environment_variables"]
+        .get("key_values")
+        .is_none());
+    let proxy = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "istio-proxy")
+        .expect("an istio-proxy container to merge into the sidecar");
+    let env = proxy["env"].as_array().unwrap();
+    let names: Vec<&str> = env.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, keys);
+    for e in env {
+        assert!(e.get("value").is_none(), "{e}: a secret inline");
+        let r = &e["valueFrom"]["secretKeyRef"];
+        assert!(r["name"].is_string() && r["key"].is_string(), "{e}");
+    }
+    let a = &plugin["authorization_server"];
+    assert!(keys.contains(&a["upstream"]["client_secret_env"].as_str().unwrap()));
+    for k in a["sealing_keys_env"].as_array().unwrap() {
+        assert!(keys.contains(&k.as_str().unwrap()), "{k}");
+    }
+    // Envoy loads it with the façade's module and the variables set (placeholders).
+    std::env::set_var(
+        "FACADE_SEAL_KEY",
+        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+    );
+    std::env::set_var("ENTRA_CLIENT_SECRET", "placeholder-not-a-secret");
+    let mut boot: Value =
+        serde_json::from_str(&bootstrap_with(pc, &istio_clusters(&plugin))).unwrap();
+    boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"][0] = filter["spec"]["configPatches"][0]["patch"]["value"].clone();
+    let yaml = for_this_host(&serde_json::to_string_pretty(&boot).unwrap());
+    let v = envoy_validate(&yaml, "entra-facade-envoyfilter");
+    assert!(v.ok, "{}", v.errors());
+    assert!(
+        v.log
+            .contains("sign-in façade: issuer https://mcp.example.com"),
+        "{}",
+        v.log
+    );
+    assert!(!v.log.contains("placeholder-not-a-secret"));
 }
 
 #[test]

@@ -20,7 +20,6 @@
 
 mod support;
 
-
 use devstack::idp::{Idp, IdpConfig};
 use devstack::mcp_demo::{McpDemo, McpDemoConfig};
 use serde_json::{json, Value};
