@@ -1138,10 +1138,11 @@ fn markdown_configs(file: &str) -> Vec<Value> {
 fn every_example_configuration_validates_against_the_schema() {
     let v = validator();
     let shipped = shipped_plugin_configs();
-    // demo + 7 recipes + 5 WasmPlugins + the EnvoyFilter + the Envoy Gateway policy.
+    // demo + 7 recipes + 5 WasmPlugins + 2 EnvoyFilters (per-tool scopes, the sign-in
+    // façade) + the Envoy Gateway policy.
     assert_eq!(
         shipped.len(),
-        15,
+        16,
         "{:?}",
         shipped.iter().map(|x| &x.0).collect::<Vec<_>>()
     );
