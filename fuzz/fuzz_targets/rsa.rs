@@ -41,7 +41,9 @@ fn keys() -> &'static Vec<(PublicKey, rsa10::PublicKey)> {
         KEYS.iter()
             .map(|(n, e)| {
                 let (n, e) = (hex(n), hex(e));
-                let ours = PublicKey::Rsa(RsaPublicKey::new(&n, &e, 2048, 8192).unwrap());
+                let ours = PublicKey::Rsa(std::sync::Arc::new(
+                    RsaPublicKey::new(&n, &e, 2048, 8192).unwrap(),
+                ));
                 let theirs = rsa10::PublicKey::new_with_size_limits(
                     rsa10::BoxedUint::from_be_slice_vartime(&n),
                     rsa10::BoxedUint::from_be_slice_vartime(&e),
