@@ -15,8 +15,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use crate::authz::rules::{PathMatch, Rule, Unmatched};
 use crate::http::prm::ProtectedResource;
 use crate::keys::alg::Alg;
@@ -147,16 +145,15 @@ impl Config {
                 "the plugin configuration is empty; it must be a JSON object with \"providers\" and \"rules\"",
             ));
         }
-        // Syntax and duplicate members first, then shape: typing from a parsed Value keeps
-        // one copy of the JSON parser instead of one inlined into every config type's
-        // deserializer (module size).
+        // Syntax and duplicate members first, then shape (raw.rs reads the parsed Value).
         let value = crate::util::json::parse_strict(json)
             .map_err(|(field, msg)| ConfigError::new(field, strip_position(&msg)))?;
-        let raw: RawConfig = serde_path_to_error::deserialize(&value).map_err(|e| {
-            let field = e.path().to_string();
-            ConfigError::new(field, strip_position(&e.inner().to_string()))
-        })?;
-        raw.validate(env)
+        let mut errs = raw::Errs::default();
+        let raw = RawConfig::read(&value, &mut errs);
+        match errs.0 {
+            Some(e) => Err(e),
+            None => raw.validate(env),
+        }
     }
 
     pub fn provider_by_name(&self, name: &str) -> Option<&Provider> {
