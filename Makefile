@@ -1,8 +1,8 @@
 # mcp-edge-auth: build, test and demo.
 #
 #   make deps     Rust wasm32-wasip1 target (+ clippy, rustfmt); Envoy 1.40.0 in .venv (idempotent)
-#   make build    the filter module: target/wasm/mcp_edge_auth.wasm (cargo, then wasm-opt -O3), and
-#                 target/wasm/mcp_edge_auth_facade.wasm, the same with the sign-in façade (feature `facade`)
+#   make build    the filter module, sign-in façade included: target/wasm/mcp_edge_auth.wasm (cargo,
+#                 then wasm-opt -O3)
 #   make test     fmt check, module graph check, clippy (host + wasm), demo config validation, cargo test --workspace
 #   make modgraph the crate's parts and the parts each uses; fails on a circle or an upward import
 #   make run      the demo: devstack (IdP :9000, MCP server :9100) + Envoy :10000; the console
@@ -33,8 +33,6 @@ WASM_TARGET := wasm32-wasip1
 # tests, the demo, the benchmarks and the Dockerfile use.
 RAW := target/$(WASM_TARGET)/release
 WASM := target/wasm/mcp_edge_auth.wasm
-# The same filter with the sign-in façade (cargo feature `facade`, config `authorization_server`).
-WASM_FACADE := target/wasm/mcp_edge_auth_facade.wasm
 CLIPPY_FLAGS := -D warnings
 
 .PHONY: image bench bench-memory profile-v8 bench-instructions bench-hostcalls bench-verify rsa-diff p256-diff soak fuzz fuzz-deps fuzz-smoke deps build test unit fmt fmt-check modgraph clippy clippy-host clippy-wasm demo-config run clean distclean
@@ -44,15 +42,13 @@ deps:
 
 build: deps
 	$(CARGO) build -p mcp-edge-auth --lib --release --target $(WASM_TARGET)
-	@bash scripts/wasm-opt.sh $(RAW)/mcp_edge_auth.wasm $(WASM_FACADE) --filter-exports
-	$(CARGO) build -p mcp-edge-auth --lib --release --target $(WASM_TARGET) --no-default-features --features filter
 	@bash scripts/wasm-opt.sh $(RAW)/mcp_edge_auth.wasm $(WASM) --filter-exports
 	$(CARGO) build -p passthrough --release --target $(WASM_TARGET)
 	@bash scripts/wasm-opt.sh $(RAW)/passthrough.wasm target/wasm/passthrough.wasm
 	@bash scripts/wasm-opt.sh $(RAW)/passthrough.wasm target/wasm/passthrough-filter-exports.wasm --filter-exports
 	$(CARGO) build -p verify-bench --release --target $(WASM_TARGET)
 	@bash scripts/wasm-opt.sh $(RAW)/verify_bench.wasm target/wasm/verify_bench.wasm
-	@echo "module: $(WASM) ($$(wc -c < $(WASM)) bytes); with the sign-in façade: $(WASM_FACADE) ($$(wc -c < $(WASM_FACADE)) bytes)"
+	@echo "module: $(WASM) ($$(wc -c < $(WASM)) bytes)"
 
 # Cheap checks first, then the tests (integration tests run the real Envoy with $(WASM)).
 test: build fmt-check modgraph clippy demo-config unit
@@ -83,7 +79,6 @@ clippy-host:
 
 clippy-wasm:
 	$(CARGO) clippy -p mcp-edge-auth --lib --target $(WASM_TARGET) -- $(CLIPPY_FLAGS)
-	$(CARGO) clippy -p mcp-edge-auth --lib --target $(WASM_TARGET) --no-default-features --features filter -- $(CLIPPY_FLAGS)
 
 # Renders .run/demo.yaml and has Envoy validate it (loads the module, runs on_configure).
 demo-config: build

@@ -28,7 +28,7 @@ import bench  # noqa: E402  (bench/bench.py: the shared Envoy bootstrap)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.path.join(ROOT, ".venv/bin/envoy")
-MODULE = os.path.join(ROOT, "target/wasm/verify_bench.wasm")
+MODULE = os.environ.get("VERIFY_MODULE", os.path.join(ROOT, "target/wasm/verify_bench.wasm"))
 TOK = os.path.join(ROOT, ".run/bench")
 ITERATIONS = int(os.environ.get("VERIFY_ITERATIONS", "2000"))
 CASES = [tuple(c.split(":")) for c in os.environ.get("VERIFY_CASES", "RS256:rsa10,RS256:fast,PS256:rsa10,PS256:fast,ES256:p256,ES256:fast").split(",")]

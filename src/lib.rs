@@ -17,12 +17,13 @@
 //! | [`token`] | JWS parsing, claims, verification, the verified-token cache |
 //! | [`keys`] | JWKS parsing, key-set state machine, fetch shapes, key sources |
 //! | [`http`] | headers, token extraction, challenges, PRM, CORS, local responses |
-//! | [`crypto`] | RSA/modexp, P-256, base64url: pure functions on bytes |
+//! | [`crypto`] | RSA/modexp, P-256, base64url: pure functions on bytes (its own crate, at opt-level 3) |
 //! | [`util`] | bytes, clock, durations, strict JSON, printable text |
 
 pub mod authz;
 pub mod config;
-pub mod crypto;
+// src/crypto/ is compiled as its own crate (crypto/Cargo.toml: kept at opt-level 3).
+pub use mcp_edge_auth_crypto as crypto;
 pub mod decide;
 pub mod http;
 pub mod keys;

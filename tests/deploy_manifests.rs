@@ -705,7 +705,7 @@ fn the_facade_envoyfilter_is_the_facade_recipe_with_its_secrets_from_the_sidecar
     assert_eq!(pc["failure_policy"], "FAIL_CLOSED");
     assert_eq!(
         pc["vm_config"]["code"]["local"]["filename"],
-        FACADE_MODULE_PLACEHOLDERS[1]
+        MODULE_PLACEHOLDERS[1]
     );
     // The Envoy recipe's configuration, with Istio's cluster names.
     let plugin: Value = serde_json::from_str(&plugin_json(pc)).unwrap();

@@ -26,7 +26,7 @@ use devstack::idp::{Idp, IdpConfig};
 use devstack::mcp_demo::{McpClient, McpDemo, McpDemoConfig};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::envoy::{facade_module_path, free_port};
+use support::envoy::free_port;
 use support::http::{self, Response};
 use support::{Envoy, EnvoyBuilder};
 
@@ -95,7 +95,6 @@ fn start_with(token_port: Option<u16>, edit: impl FnOnce(EnvoyBuilder) -> EnvoyB
         .extra_cluster("idp", idp.port())
         .extra_cluster("idp_token", token_port.unwrap_or(idp.port()))
         .listen_port(port)
-        .wasm_path(facade_module_path())
         .vm_env("FACADE_SEAL_KEY", SEAL_KEY)
         .vm_env("FACADE_CLIENT_SECRET", CLIENT_SECRET);
     let envoy = edit(builder).start().unwrap();
@@ -520,39 +519,4 @@ fn a_body_that_never_reaches_the_filter_fails_closed_naming_the_setting() {
         "{}",
         s.envoy.logs()
     );
-}
-
-/// The module built without the façade (`mcp_edge_auth.wasm`, within the size budget) refuses
-/// a configuration that asks for it, and says which module to load.
-#[test]
-fn the_module_without_the_facade_refuses_authorization_server_and_names_the_other_module() {
-    let cfg = json!({
-        "providers": {"idp": {
-            "issuer": "https://idp.example",
-            "audiences": ["api"],
-            "remote_jwks": {"http_uri": {"uri": "http://127.0.0.1:1/jwks", "cluster": "idp", "timeout": "2s"}}
-        }},
-        "rules": [{"match": {"prefix": "/mcp"}, "requires": {"provider_name": "idp"}}],
-        "protected_resource": {"resource": "https://mcp.example/mcp"},
-        "authorization_server": {
-            "provider_name": "idp",
-            "sealing_keys_env": ["FACADE_SEAL_KEY"],
-            "redirect_uris": ["http://localhost/*"],
-            "upstream": {
-                "authorization_endpoint": "https://idp.example/authorize",
-                "token_endpoint": {"uri": "http://127.0.0.1:1/token", "cluster": "idp", "timeout": "2s"},
-                "client_id": "facade-client"
-            }
-        }
-    });
-    let log = EnvoyBuilder::new(&cfg.to_string())
-        .extra_cluster("idp", free_port())
-        .vm_env("FACADE_SEAL_KEY", SEAL_KEY)
-        .start_expect_rejected();
-    assert!(
-        log.contains("built without the sign-in façade")
-            && log.contains("mcp_edge_auth_facade.wasm"),
-        "{log}"
-    );
-    assert!(!log.contains(SEAL_KEY), "the sealing key is in the log");
 }

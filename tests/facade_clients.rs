@@ -34,7 +34,7 @@ use devstack::entra::{EntraConfig, DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CL
 use devstack::idp::{Idp, IdpConfig};
 use devstack::mcp_demo::{McpDemo, McpDemoConfig};
 use serde_json::{json, Value};
-use support::envoy::{facade_module_path, free_port, repo_root};
+use support::envoy::{free_port, repo_root};
 use support::{Envoy, EnvoyBuilder};
 
 /// 32 bytes ("0123456789abcdef" twice), standard base64: the test's sealing key.
@@ -231,7 +231,6 @@ fn start_facade() -> Stack {
         .backend_port(mcp.port())
         .extra_cluster("idp", idp.port())
         .listen_port(port)
-        .wasm_path(facade_module_path())
         .vm_env("FACADE_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
         .vm_env("FACADE_SEALING_KEY", SEALING_KEY)
         .start()

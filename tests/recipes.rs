@@ -151,13 +151,10 @@ fn recipe_wasm_options_are_the_ones_that_matter() {
         let vm = &pc["vm_config"];
         assert_eq!(vm["runtime"], "envoy.wasm.runtime.v8", "{f}");
         assert!(!vm["vm_id"].as_str().unwrap_or("").is_empty(), "{f}: vm_id");
-        // A recipe with the sign-in façade loads the module built with it.
-        let module = if r.plugin_text.contains("\"authorization_server\"") {
-            FACADE_MODULE_PLACEHOLDERS[0]
-        } else {
-            MODULE_PLACEHOLDERS[0]
-        };
-        assert_eq!(vm["code"]["local"]["filename"], module, "{f}: module path");
+        assert_eq!(
+            vm["code"]["local"]["filename"], MODULE_PLACEHOLDERS[0],
+            "{f}: module path"
+        );
         // The filter rejects dot segments; Envoy should normalize first.
         let hcm = r.doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
             ["typed_config"]

@@ -202,9 +202,8 @@ impl RawConfig {
             Some(_) => {
                 return Err(ConfigError::new(
                     "authorization_server",
-                    "this module was built without the sign-in façade (cargo feature \
-                     `facade`): load mcp_edge_auth_facade.wasm (`make build` writes it next \
-                     to mcp_edge_auth.wasm)",
+                    "this build leaves out the sign-in façade (cargo feature `facade`); \
+                     load the module `make build` writes, target/wasm/mcp_edge_auth.wasm",
                 ))
             }
             None => None,

@@ -2,7 +2,7 @@
 //! PSS) over a Montgomery modexp, ES256 over P-256. No keys are parsed and no tokens are
 //! read here: `keys/` builds the key types, `token/` calls the checks.
 //!
-//! Uses: `util`.
+//! Uses: nothing of the filter's (its own crate, crypto/Cargo.toml, at opt-level 3).
 
 pub mod b64;
 pub mod modexp;

@@ -8,7 +8,7 @@
 
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
-use crate::crypto::modexp::{Modulus, ModulusError};
+use crate::modexp::{Modulus, ModulusError};
 
 /// Smallest and largest public exponent accepted (the same bounds as the `rsa` crate:
 /// e ≥ 2, e ≤ 2^33 − 1, and odd).
@@ -119,7 +119,7 @@ impl RsaPublicKey {
         let bits = n
             .first()
             .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
-        if bits < min_bits || bits > max_bits || bits > crate::crypto::modexp::MAX_BITS {
+        if bits < min_bits || bits > max_bits || bits > crate::modexp::MAX_BITS {
             return Err(RsaKeyError::ModulusBits(bits));
         }
         let e = strip_leading_zeros(e);
@@ -194,7 +194,8 @@ impl RsaPublicKey {
 
 impl PartialEq for RsaPublicKey {
     fn eq(&self, other: &RsaPublicKey) -> bool {
-        self.e == other.e && crate::util::bytes::same_bytes(&self.n, &other.n)
+        // Public values: plain equality (no timing concern).
+        self.e == other.e && self.n == other.n
     }
 }
 

@@ -37,9 +37,6 @@ pub mod upstream_error;
 
 #[cfg(test)]
 mod flow_tests;
-// Measurement only (feature `size-probe`, off by default): src/oauth/size_probe.rs.
-#[cfg(all(target_arch = "wasm32", feature = "size-probe"))]
-mod size_probe;
 
 pub use request::{Ctx, Request};
 pub use response::Response;

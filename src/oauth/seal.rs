@@ -295,7 +295,7 @@ pub enum PayloadError {
 
 /// A value sealed as a JSON object. The fields are mapped by hand (the [`fields`] helpers)
 /// rather than with serde's derive: six derived payload types cost about 20 KB of module
-/// (scripts/size-probe.sh), these one shared `Map` path. Unknown fields are ignored and a
+/// (measured with a size probe since removed), these one shared `Map` path. Unknown fields are ignored and a
 /// field of the wrong type refuses the whole value, as serde's derive did.
 pub trait Sealed: Sized {
     fn to_json(&self) -> Map<String, Value>;

@@ -2,7 +2,7 @@
 //! calls a `memcmp` that goes one byte at a time, and `str::from_utf8` four; these go eight.
 
 /// `a == b`, sixteen bytes per step in the Wasm build (SIMD), eight elsewhere, and no early
-/// exit: what every cache hit compares (a whole token, an RSA modulus).
+/// exit: what every cache hit compares (a whole token).
 pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::support::envoy::{envoy_binary, facade_module_path, repo_root, wasm_module_path};
+use crate::support::envoy::{envoy_binary, repo_root, wasm_module_path};
 
 pub const WASM_FILTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 pub const STRING_VALUE_TYPE: &str = "type.googleapis.com/google.protobuf.StringValue";
@@ -29,12 +29,6 @@ pub const STRING_VALUE_TYPE: &str = "type.googleapis.com/google.protobuf.StringV
 pub const MODULE_PLACEHOLDERS: [&str; 2] = [
     "/etc/envoy/mcp_edge_auth.wasm",
     "/var/local/lib/wasm/mcp_edge_auth.wasm",
-];
-
-/// Where the shipped files that configure the sign-in façade expect its module.
-pub const FACADE_MODULE_PLACEHOLDERS: [&str; 2] = [
-    "/etc/envoy/mcp_edge_auth_facade.wasm",
-    "/var/local/lib/wasm/mcp_edge_auth_facade.wasm",
 ];
 
 /// The CA bundle path the shipped files use (Debian/Ubuntu).
@@ -167,17 +161,6 @@ pub fn for_this_host(yaml: &str) -> String {
     let mut out = yaml.to_string();
     for p in MODULE_PLACEHOLDERS {
         out = out.replace(p, &module.to_string_lossy());
-    }
-    if FACADE_MODULE_PLACEHOLDERS.iter().any(|p| out.contains(p)) {
-        let facade = facade_module_path();
-        assert!(
-            facade.is_file(),
-            "{} missing: run `make build`",
-            facade.display()
-        );
-        for p in FACADE_MODULE_PLACEHOLDERS {
-            out = out.replace(p, &facade.to_string_lossy());
-        }
     }
     out.replace(CA_BUNDLE, host_ca_bundle())
 }

@@ -103,19 +103,6 @@ pub fn wasm_module_path() -> PathBuf {
     module
 }
 
-/// The filter module with the sign-in façade (cargo feature `facade`):
-/// `$MCP_EDGE_AUTH_FACADE_WASM`, or `<target>/wasm/mcp_edge_auth_facade.wasm` (`make build`).
-pub fn facade_module_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("MCP_EDGE_AUTH_FACADE_WASM") {
-        return PathBuf::from(p);
-    }
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => repo_root().join(t),
-        None => repo_root().join("target"),
-    };
-    target.join("wasm").join("mcp_edge_auth_facade.wasm")
-}
-
 /// The Envoy binary: `$ENVOY_BIN`, or `<repo>/.venv/bin/envoy`.
 pub fn envoy_binary() -> PathBuf {
     match std::env::var_os("ENVOY_BIN") {
