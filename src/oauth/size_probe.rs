@@ -86,7 +86,7 @@ fn run(input: &[u8]) -> usize {
     let Some(endpoint) = route(&settings, path) else {
         return 3;
     };
-    let used = |id: &str| id.len() == input.len();
+    let used = |u: &super::Used| u.id.len() == input.len();
     match handle(&mut ctx, endpoint, &req, &used) {
         Outcome::Respond(r) => r.body.len() + r.headers.len() + usize::from(needs_body(endpoint)),
         Outcome::Upstream(call) => {
