@@ -2,15 +2,23 @@
 //! request's parts in, `oauth::handle`, then a local answer or the upstream token callout.
 //! Nothing here decides anything: the core does, this moves bytes, time and randomness.
 //!
-//! Single-use ids (façade codes, refresh tokens) are kept in Envoy shared data under
-//! [`USED_PREFIX`]`<id>`, the value their expiry (unix seconds, decimal). Shared data is per
-//! Envoy process (all worker VMs with this vm_id), so a replay is refused on this Envoy; on
-//! another replica the upstream's own single-use code refuses a replayed façade code, while a
-//! replayed façade refresh token is refused only where it was first used. Shared data has no
-//! delete: an entry stays (about 60 bytes) until Envoy restarts, and an expired one reads as
-//! unused. Check and record are two host calls, not one atomic step: two uses of one code
-//! racing on two workers within microseconds both reach the upstream, whose single-use code
-//! then refuses the second.
+//! Single-use ids (façade codes, refresh tokens) are recorded in Envoy shared data, in two
+//! fixed rings of slots, `mcp_edge_auth.facade.used.code.<0..16>` and
+//! `mcp_edge_auth.facade.used.refresh.<0..128>` (`oauth::used`: an id goes to the slot of
+//! its expiry's time bucket; a slot holds (id digest, expiry) pairs and drops expired ones
+//! on every write). The slots are created empty when a VM is configured, before it serves.
+//! Recording reads the slot with its CAS token, lets `oauth::used::record` decide, and
+//! writes with that token: a write that loses a race is retried on the new value (up to
+//! [`CAS_ATTEMPTS`] times), so two simultaneous uses of one code cannot both pass — the
+//! second finds the first's entry. A full slot, a slot that cannot be read, or a record
+//! that keeps losing races refuses the request (503 `temporarily_unavailable`, one log
+//! line), never redeems it unrecorded. Memory is bounded by the rings (at most about 6 MB
+//! when every slot is full).
+//!
+//! Shared data is per Envoy process (all worker VMs with this vm_id), so a replay is
+//! refused on this Envoy. Across replicas only the IdP's own single-use code refuses a
+//! façade code replayed at another replica; a façade refresh token replayed at another
+//! replica is refused there only if the IdP rotates refresh tokens.
 
 use std::borrow::Cow;
 
@@ -18,10 +26,14 @@ use super::host::{self, Metrics};
 use crate::config::Facade;
 use crate::http::headers::Headers;
 use crate::oauth::random::{NoRandomness, Random};
-use crate::oauth::{self, Continuation, Ctx, Endpoint, Outcome, Request, Response};
+use crate::oauth::used::{self as ledger, Record, Ring};
+use crate::oauth::{self, Continuation, Ctx, Endpoint, Outcome, Request, Response, Used};
 
-/// Shared-data key prefix of a used façade code or refresh token.
+/// Shared-data key prefix of the used-id slots (`<prefix><ring>.<slot>`).
 pub const USED_PREFIX: &str = "mcp_edge_auth.facade.used.";
+
+/// Reads and compare-and-swap writes one record may take before it gives up (fails closed).
+pub const CAS_ATTEMPTS: usize = 8;
 
 /// Upstream token responses larger than this are treated as unreadable.
 const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
@@ -85,22 +97,66 @@ pub fn send(r: &Response) {
     host::send_response(r.status, &headers, &r.body);
 }
 
-fn used_key(id: &str) -> String {
-    let mut k = String::with_capacity(USED_PREFIX.len() + id.len());
-    k.push_str(USED_PREFIX);
-    k.push_str(id);
-    k
+/// Creates every used-id slot that does not exist yet (empty). Called when a VM is
+/// configured, before it serves: a slot is then never missing when a request records into
+/// it, so every write there is a compare-and-swap (Envoy ignores the CAS token of a write
+/// to a missing key).
+pub fn init_used_slots(f: &Facade) {
+    let ttl = &f.settings.spec.ttl;
+    for ring in [Ring::code(ttl), Ring::refresh(ttl)] {
+        for slot in 0..ring.slots {
+            let key = ring.key(USED_PREFIX, slot);
+            if host::shared_get(&key).0.is_none() {
+                host::shared_set(&key, &ledger::empty(), None);
+            }
+        }
+    }
 }
 
-fn already_used(id: &str, now: u64) -> bool {
-    match host::shared_get(&used_key(id)).0 {
-        Some(v) => std::str::from_utf8(&v)
-            .ok()
-            .and_then(|t| t.parse::<u64>().ok())
-            // Unreadable: treat as used (fail closed).
-            .is_none_or(|expiry| expiry > now),
-        None => false,
+fn used_slot(f: &Facade, used: &Used) -> (Ring, String) {
+    let ring = Ring::of(used.kind, &f.settings.spec.ttl);
+    let key = ring.key(USED_PREFIX, ring.slot(used.expires_at));
+    (ring, key)
+}
+
+/// The core's early check (an unreadable or missing slot reads as used: fail closed).
+fn already_used(f: &Facade, used: &Used, now: u64) -> bool {
+    let (_, key) = used_slot(f, used);
+    match host::shared_get(&key).0 {
+        Some(v) => ledger::contains(&v, &used.id, now),
+        None => true,
     }
+}
+
+/// Why an id could not be recorded.
+enum NotRecorded {
+    Replay,
+    Refused(&'static str),
+}
+
+/// Records `used` atomically: read with the CAS token, decide, write with that token.
+fn record_used(f: &Facade, used: &Used, now: u64) -> Result<(), NotRecorded> {
+    let (ring, key) = used_slot(f, used);
+    for _ in 0..CAS_ATTEMPTS {
+        let (value, cas) = host::shared_get(&key);
+        let (Some(value), Some(cas)) = (value, cas) else {
+            return Err(NotRecorded::Refused("its slot does not exist"));
+        };
+        match ledger::record(&value, &used.id, used.expires_at, now, ring.capacity) {
+            Record::Added(bytes) => {
+                if host::shared_set(&key, &bytes, Some(cas)) {
+                    return Ok(());
+                }
+                // Another worker wrote the slot since the read: decide again on its value.
+            }
+            Record::Replay => return Err(NotRecorded::Replay),
+            Record::Full => return Err(NotRecorded::Refused("its slot is full")),
+            Record::Unreadable => return Err(NotRecorded::Refused("its slot is unreadable")),
+        }
+    }
+    Err(NotRecorded::Refused(
+        "its slot kept changing under concurrent writes",
+    ))
 }
 
 /// What the request context does next.
@@ -139,7 +195,7 @@ pub fn run(
         now,
         rng: &mut rng,
     };
-    let outcome = oauth::handle(&mut ctx, endpoint, &req, &|id| already_used(id, now));
+    let outcome = oauth::handle(&mut ctx, endpoint, &req, &|u| already_used(f, u, now));
     match outcome {
         Outcome::Respond(r) => {
             count(metrics, endpoint, r.status);
@@ -149,8 +205,26 @@ pub fn run(
         }
         Outcome::Upstream(call) => {
             let used = &call.mark_used;
-            let expiry = used.expires_at.to_string();
-            host::shared_set(&used_key(&used.id), expiry.as_bytes(), None);
+            if let Err(e) = record_used(f, used, now) {
+                let r = match e {
+                    NotRecorded::Replay => oauth::token::replayed(used),
+                    NotRecorded::Refused(why) => {
+                        let ring = Ring::of(used.kind, &f.settings.spec.ttl);
+                        log::error!(
+                            "façade token: a used {} id could not be recorded ({why}; \
+                             {} slots of {} ids); refusing the request with 503",
+                            ring.name,
+                            ring.slots,
+                            ring.capacity
+                        );
+                        metrics.increment("mcp_edge_auth.facade.used_unrecorded");
+                        oauth::token::unrecorded()
+                    }
+                };
+                count(metrics, endpoint, r.status);
+                send(&r);
+                return Step::Done;
+            }
             let mut hs: Vec<(&str, &str)> = Vec::with_capacity(call.headers.len() + 3);
             hs.push((":method", "POST"));
             hs.push((":path", &f.token_path));

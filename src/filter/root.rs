@@ -221,6 +221,7 @@ impl RootContext for Root {
                 f.token_cluster,
                 f.keys.len()
             );
+            super::facade::init_used_slots(f);
         }
         let cache = Rc::new(KeyCache::new(Rc::clone(&cfg), Rc::clone(&self.metrics)));
         cache.set_now(host::now_millis());

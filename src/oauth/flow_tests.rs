@@ -68,7 +68,7 @@ impl H {
             rng: &mut self.rng,
         };
         let used = self.used.borrow().clone();
-        let out = handle(&mut ctx, endpoint, &req, &|id| used.contains(id));
+        let out = handle(&mut ctx, endpoint, &req, &|u| used.contains(&u.id));
         if let Outcome::Respond(resp) = &out {
             self.record(resp);
         }

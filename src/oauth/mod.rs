@@ -6,7 +6,8 @@
 //! [`Outcome`] comes out — a [`response::Response`] to send, or an upstream token call to
 //! make whose answer [`token::Continuation::finish`] turns into the client's response.
 //! Single-use ids (codes, refresh tokens) are checked through a caller-supplied function and
-//! returned for the caller to record: the glue keeps them in Envoy shared data.
+//! returned for the caller to record: the glue keeps them in Envoy shared data, in slots
+//! whose bytes [`used`] decides (bounded, recorded by compare-and-swap).
 //!
 //! Endpoints (paths under the issuer's path): the RFC 8414 metadata ([`metadata`]),
 //! `POST /register` ([`register`]), `GET /authorize` ([`authorize`]), `POST /consent`
@@ -34,6 +35,7 @@ pub mod seal;
 pub mod settings;
 pub mod token;
 pub mod upstream_error;
+pub mod used;
 
 #[cfg(test)]
 mod flow_tests;
@@ -110,7 +112,7 @@ pub fn handle(
     ctx: &mut Ctx<'_>,
     endpoint: Endpoint,
     req: &Request<'_>,
-    already_used: &dyn Fn(&str) -> bool,
+    already_used: &dyn Fn(&Used) -> bool,
 ) -> Outcome {
     let respond = Outcome::Respond;
     match (endpoint, req.method) {

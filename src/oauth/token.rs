@@ -14,7 +14,9 @@
 //!
 //! Single use: a code or refresh token id is checked with the caller's `already_used` and
 //! returned in [`UpstreamCall::mark_used`] with its expiry, for the glue to record before
-//! the upstream call (per Envoy, in shared data). Across replicas the upstream's own
+//! the upstream call (per Envoy, in shared data, atomically: [`super::used`]); when that
+//! record finds the id already there the answer is [`replayed`], when it cannot be made,
+//! [`unrecorded`]. Across replicas the upstream's own
 //! single-use codes and rotating refresh tokens are what refuses a replay; a refresh token
 //! replayed at another replica while the upstream does not rotate would succeed.
 
@@ -35,6 +37,7 @@ use super::seal::fields::{self, put};
 use super::seal::{Kind, PayloadError, SealError, Sealed};
 use super::settings::{ClientAuth, Settings};
 use super::upstream_error;
+use super::used::UsedKind;
 
 /// The façade's refresh token, sealed.
 #[derive(Clone, PartialEq, Eq)]
@@ -71,7 +74,32 @@ impl Sealed for Refresh {
 pub struct Used {
     /// `code:<id>` or `refresh:<id>`.
     pub id: String,
+    pub kind: UsedKind,
     pub expires_at: u64,
+}
+
+/// The client's answer when recording `used` found it recorded already (two uses of one
+/// code or refresh token racing: the other one won).
+pub fn replayed(used: &Used) -> Response {
+    error_response(
+        400,
+        "invalid_grant",
+        match used.kind {
+            UsedKind::Code => "the code was already used",
+            UsedKind::Refresh => "the refresh token was already used",
+        },
+    )
+}
+
+/// The client's answer when the used-id ledger cannot record `used` (full, or too busy):
+/// refused, never redeemed unrecorded.
+pub fn unrecorded() -> Response {
+    error_response(
+        503,
+        "temporarily_unavailable",
+        "the server cannot record this single-use grant right now; try again shortly",
+    )
+    .header("retry-after", "5")
 }
 
 /// A POST to the upstream token endpoint, and what to do with its answer.
@@ -170,11 +198,11 @@ fn client_id_of(params: &Params, authorization: Option<&str>) -> Result<Option<S
     }
 }
 
-/// `POST /token`. `already_used(id)` says whether an id was recorded as used.
+/// `POST /token`. `already_used(used)` says whether an id was recorded as used.
 pub fn token(
     ctx: &mut Ctx<'_>,
     req: &Request<'_>,
-    already_used: &dyn Fn(&str) -> bool,
+    already_used: &dyn Fn(&Used) -> bool,
 ) -> TokenOutcome {
     if let Some(ct) = req.content_type {
         let essence = ct.split(';').next().unwrap_or("").trim();
@@ -237,7 +265,7 @@ fn authorization_code(
     ctx: &mut Ctx<'_>,
     params: &Params,
     client: String,
-    already_used: &dyn Fn(&str) -> bool,
+    already_used: &dyn Fn(&Used) -> bool,
 ) -> TokenOutcome {
     let Some(code) = params.get("code") else {
         return err(400, "invalid_request", "code is required");
@@ -246,8 +274,12 @@ fn authorization_code(
         Ok(g) => g,
         Err(e) => return expired_or_invalid(e, "code"),
     };
-    let used_id = format!("code:{}", grant.id);
-    if already_used(&used_id) {
+    let used = Used {
+        id: format!("code:{}", grant.id),
+        kind: UsedKind::Code,
+        expires_at: expiry,
+    };
+    if already_used(&used) {
         return err(400, "invalid_grant", "the code was already used");
     }
     if grant.client != client {
@@ -293,10 +325,7 @@ fn authorization_code(
     upstream_call(
         ctx.settings,
         pairs,
-        Used {
-            id: used_id,
-            expires_at: expiry,
-        },
+        used,
         Continuation {
             client,
             scopes: grant.scopes.clone(),
@@ -309,7 +338,7 @@ fn refresh(
     ctx: &mut Ctx<'_>,
     params: &Params,
     client: String,
-    already_used: &dyn Fn(&str) -> bool,
+    already_used: &dyn Fn(&Used) -> bool,
 ) -> TokenOutcome {
     let Some(token) = params.get("refresh_token") else {
         return err(400, "invalid_request", "refresh_token is required");
@@ -321,8 +350,12 @@ fn refresh(
         Ok(r) => r,
         Err(e) => return expired_or_invalid(e, "refresh token"),
     };
-    let used_id = format!("refresh:{}", rt.id);
-    if already_used(&used_id) {
+    let used = Used {
+        id: format!("refresh:{}", rt.id),
+        kind: UsedKind::Refresh,
+        expires_at: expiry,
+    };
+    if already_used(&used) {
         return err(400, "invalid_grant", "the refresh token was already used");
     }
     if rt.client != client {
@@ -350,10 +383,7 @@ fn refresh(
     upstream_call(
         ctx.settings,
         pairs,
-        Used {
-            id: used_id,
-            expires_at: expiry,
-        },
+        used,
         Continuation {
             client,
             scopes: rt.scopes.clone(),

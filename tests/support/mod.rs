@@ -11,10 +11,16 @@
 // Each test binary compiles this module separately and uses only part of it.
 #![allow(dead_code, unused_imports)]
 // Test helpers report failures the way tests do: by panicking with a useful message.
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 pub mod clients;
 pub mod envoy;
+pub mod facade;
 pub mod http;
 
 pub use envoy::{Envoy, EnvoyBuilder, StartError};
