@@ -21,12 +21,11 @@
 
 mod support;
 
-use base64::Engine as _;
 use devstack::idp::{Idp, IdpConfig};
 use devstack::mcp_demo::{McpClient, McpDemo, McpDemoConfig};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use support::envoy::free_port;
+use support::facade::{challenge, cookies, form, hidden, param, split_url};
 use support::http::{self, Response};
 use support::{Envoy, EnvoyBuilder};
 
@@ -104,80 +103,6 @@ fn start_with(token_port: Option<u16>, edit: impl FnOnce(EnvoyBuilder) -> EnvoyB
         envoy,
         base,
     }
-}
-
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn dec(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
-}
-
-/// One query parameter of a URL or path.
-fn param(url: &str, name: &str) -> Option<String> {
-    let q = url.split_once('?')?.1;
-    q.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (dec(k) == name).then(|| dec(v))
-    })
-}
-
-/// `(port, path with query)` of an `http://127.0.0.1:<port>/…` URL.
-fn split_url(url: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://127.0.0.1:").expect(url);
-    let (port, path) = rest.split_at(rest.find('/').unwrap());
-    (port.parse().unwrap(), path.to_string())
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).expect(&marker) + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-/// `name=value` of each Set-Cookie (deletions dropped), joined as a Cookie header.
-fn cookies(r: &Response) -> String {
-    r.header_all("set-cookie")
-        .into_iter()
-        .filter(|c| !c.contains("Max-Age=0"))
-        .map(|c| c.split(';').next().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn challenge(verifier: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 impl Stack {
