@@ -55,7 +55,9 @@ fn env(name: &str) -> Option<String> {
         "SEAL_KEY_A" | "SEAL_KEY_B" | "FACADE_SEAL_KEY" => {
             Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIj".to_string())
         }
-        "UPSTREAM_SECRET" | "ENTRA_CLIENT_SECRET" => Some("not-a-real-secret".to_string()),
+        "UPSTREAM_SECRET" | "ENTRA_CLIENT_SECRET" | "FACADE_CLIENT_SECRET" => {
+            Some("not-a-real-secret".to_string())
+        }
         _ => None,
     }
 }
@@ -1138,11 +1140,11 @@ fn markdown_configs(file: &str) -> Vec<Value> {
 fn every_example_configuration_validates_against_the_schema() {
     let v = validator();
     let shipped = shipped_plugin_configs();
-    // demo + 7 recipes + 5 WasmPlugins + 2 EnvoyFilters (per-tool scopes, the sign-in
-    // façade) + the Envoy Gateway policy.
+    // demo (plain + façade) + 7 recipes + 5 WasmPlugins + 2 EnvoyFilters (per-tool scopes,
+    // the sign-in façade) + the Envoy Gateway policy.
     assert_eq!(
         shipped.len(),
-        16,
+        17,
         "{:?}",
         shipped.iter().map(|x| &x.0).collect::<Vec<_>>()
     );
