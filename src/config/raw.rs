@@ -192,6 +192,23 @@ pub(super) struct RawProtectedResource {
     pub(super) resource_tos_uri: Option<String>,
 }
 
+/// `authorization_server.upstream.discovery`: the upstream's endpoints from its metadata.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstreamDiscovery {
+    pub(super) http_uri: RawHttpUri,
+    #[serde(default)]
+    pub(super) issuer: Option<String>,
+    #[serde(default)]
+    pub(super) token_cluster: Option<String>,
+    #[serde(default)]
+    pub(super) token_timeout: Option<String>,
+    #[serde(default)]
+    pub(super) cache_duration: Option<String>,
+    #[serde(default)]
+    pub(super) max_response_bytes: Option<usize>,
+}
+
 /// `authorization_server`: the sign-in façade (issue 19). Secrets are never here: only the
 /// names of the VM environment variables that hold them.
 #[derive(Deserialize)]
@@ -227,7 +244,7 @@ pub(super) struct RawAuthorizationServer {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawUpstream {
     #[serde(default)]
-    pub(super) discovery: Option<RawRemote>,
+    pub(super) discovery: Option<RawUpstreamDiscovery>,
     #[serde(default)]
     pub(super) authorization_endpoint: Option<String>,
     #[serde(default)]
