@@ -180,6 +180,10 @@ start envoy "$RUN/envoy.log" \
     "$ENVOY" -c "$RUN/demo.yaml" --use-dynamic-base-id \
     -l info --component-log-level wasm:debug
 wait_for "Envoy" 30 envoy_live
+# The façade reads the Entra-mode IdP's endpoints from its metadata (upstream.discovery) on
+# its first tick; until then /authorize answers 503.
+facade_ready() { grep -q 'sign-in façade: upstream metadata from' "$RUN/envoy.log"; }
+wait_for "the façade's upstream metadata (see $RUN/envoy.log)" 20 facade_ready
 
 cat <<EOT
 
