@@ -5,7 +5,8 @@
 #                 then wasm-opt -O3)
 #   make test     fmt check, module graph check, clippy (host + wasm), demo config validation, cargo test --workspace
 #   make modgraph the crate's parts and the parts each uses; fails on a circle or an upward import
-#   make run      the demo: devstack (IdP :9000, MCP server :9100) + Envoy :10000; the console
+#   make run      the demo: devstack (IdP :9000, Entra-mode IdP :9001, MCP server :9100, demo client
+#                 :9300) + Envoy :10000 (JWT) and :10001 (sign-in façade; open the printed URL); the console
 #                 shows the filter's log lines and the access log (Envoy's full log: .run/envoy.log)
 #   make image    the module as an OCI image (buildah, from the Dockerfile): target/image/mcp-edge-auth.tar,
 #                 an OCI archive in the Wasm image spec's "compat" layout (OCI manifest, one

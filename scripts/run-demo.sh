@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
 # `make run`: the filter in Envoy in front of the demo MCP server, with the dev IdP.
 #
-#   devstack all   dev IdP 127.0.0.1:9000, demo MCP server 127.0.0.1:9100
-#   Envoy          127.0.0.1:10000 (mcp_edge_auth → mcp_backend), admin 127.0.0.1:9901
+#   devstack all   dev IdP 127.0.0.1:9000, dev IdP in Entra mode 127.0.0.1:9001, demo MCP
+#                  server 127.0.0.1:9100, demo MCP client (web app) 127.0.0.1:9300
+#   Envoy          127.0.0.1:10000 (mcp_edge_auth → mcp_backend),
+#                  127.0.0.1:10001 (the sign-in façade, the same module with authorization_server → mcp_backend),
+#                  admin 127.0.0.1:9901
+#
+# The sign-in: open http://127.0.0.1:9300/ in a browser. The demo client registers with the
+# façade, sends the browser to its consent page, then to the dev IdP (Entra mode signs the
+# dev user in without a form), back through the façade's callback to the demo client, which
+# redeems the code and shows the result of an MCP tools/call made through Envoy.
+#
+# The façade's sealing key and the client secret it shares with the dev IdP are random at
+# every start, given to Envoy and devstack through their environment only, never printed.
+#
+# Other ports: DEMO_IDP_PORT, DEMO_ENTRA_IDP_PORT, DEMO_MCP_PORT, DEMO_CLIENT_PORT,
+# DEMO_LISTEN_PORT, DEMO_FACADE_PORT, DEMO_ADMIN_PORT; DEMO_RUN_DIR (.run) for the logs and
+# the rendered config (tests/demo.rs runs a second demo that way).
 #
 # Builds the module (skip with SKIP_BUILD=1), renders .run/demo.yaml from envoy/demo.yaml and
 # envoy/demo-plugin.json, starts both, waits until they serve, and stops everything it started
@@ -16,11 +31,16 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-IDP_PORT=9000
-MCP_PORT=9100
-LISTEN_PORT=10000
-ADMIN_PORT=9901
-RUN=.run
+IDP_PORT=${DEMO_IDP_PORT:-9000}
+ENTRA_IDP_PORT=${DEMO_ENTRA_IDP_PORT:-9001}
+MCP_PORT=${DEMO_MCP_PORT:-9100}
+CLIENT_PORT=${DEMO_CLIENT_PORT:-9300}
+LISTEN_PORT=${DEMO_LISTEN_PORT:-10000}
+FACADE_PORT=${DEMO_FACADE_PORT:-10001}
+ADMIN_PORT=${DEMO_ADMIN_PORT:-9901}
+RUN=${DEMO_RUN_DIR:-.run}
+export DEMO_IDP_PORT=$IDP_PORT DEMO_ENTRA_IDP_PORT=$ENTRA_IDP_PORT DEMO_MCP_PORT=$MCP_PORT \
+    DEMO_LISTEN_PORT=$LISTEN_PORT DEMO_FACADE_PORT=$FACADE_PORT DEMO_ADMIN_PORT=$ADMIN_PORT
 ENVOY=.venv/bin/envoy
 
 say() { printf '\033[1mrun-demo:\033[0m %s\n' "$*"; }
@@ -119,42 +139,66 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 [ -x "$ENVOY" ] || die "$ENVOY missing: run make deps"
 mkdir -p "$RUN"
+# The façade's secrets: random, in this script's environment only (Envoy reads them through
+# host_env_keys, devstack through --entra-secret-env); never printed or written to a file.
+random_b64() { python3 -c 'import base64, secrets; print(base64.b64encode(secrets.token_bytes(32)).decode())'; }
+FACADE_SEAL_KEY=$(random_b64)
+FACADE_CLIENT_SECRET=$(random_b64)
+export FACADE_SEAL_KEY FACADE_CLIENT_SECRET
 bash scripts/render-demo-config.sh --validate "$RUN/demo.yaml"
 
-for p in "$IDP_PORT" "$MCP_PORT" "$LISTEN_PORT" "$ADMIN_PORT"; do
+for p in "$IDP_PORT" "$ENTRA_IDP_PORT" "$MCP_PORT" "$CLIENT_PORT" "$LISTEN_PORT" "$FACADE_PORT" "$ADMIN_PORT"; do
     if port_open "$p"; then
         die "127.0.0.1:$p is already in use (another make run?)"
     fi
 done
 
 # DEVSTACK_CMD replaces the devstack command line (e.g. to try the script with stand-ins);
-# it must serve 127.0.0.1:$IDP_PORT and 127.0.0.1:$MCP_PORT.
+# it must serve 127.0.0.1:$IDP_PORT, :$ENTRA_IDP_PORT, :$MCP_PORT and :$CLIENT_PORT.
 if [ -n "${DEVSTACK_CMD:-}" ]; then
     devstack_cmd=(bash -c "$DEVSTACK_CMD")
 else
     say "building devstack"
     cargo build -q -p devstack
-    devstack_cmd=(cargo run -q -p devstack -- all --idp-port "$IDP_PORT" --mcp-port "$MCP_PORT")
+    devstack_cmd=(cargo run -q -p devstack -- all --idp-port "$IDP_PORT" --mcp-port "$MCP_PORT"
+        --entra-idp-port "$ENTRA_IDP_PORT"
+        --entra-redirect "http://127.0.0.1:$FACADE_PORT/auth/callback"
+        --entra-secret-env FACADE_CLIENT_SECRET
+        --demo-client-port "$CLIENT_PORT"
+        --demo-client-resource "http://127.0.0.1:$FACADE_PORT/mcp")
 fi
 
 # ---- start ------------------------------------------------------------------------------
-say "starting devstack (IdP :$IDP_PORT, MCP server :$MCP_PORT)"
+say "starting devstack (IdP :$IDP_PORT, Entra-mode IdP :$ENTRA_IDP_PORT, MCP server :$MCP_PORT, demo client :$CLIENT_PORT)"
 start devstack "$RUN/devstack.log" "${devstack_cmd[@]}"
-wait_for "devstack IdP (:$IDP_PORT)" 60 port_open "$IDP_PORT"
-wait_for "devstack MCP server (:$MCP_PORT)" 60 port_open "$MCP_PORT"
+for p in "$IDP_PORT" "$ENTRA_IDP_PORT" "$MCP_PORT" "$CLIENT_PORT"; do
+    wait_for "devstack (:$p)" 60 port_open "$p"
+done
 
-say "starting Envoy (:$LISTEN_PORT, admin :$ADMIN_PORT)"
+say "starting Envoy (:$LISTEN_PORT, façade :$FACADE_PORT, admin :$ADMIN_PORT)"
 start envoy "$RUN/envoy.log" \
     "$ENVOY" -c "$RUN/demo.yaml" --use-dynamic-base-id \
     -l info --component-log-level wasm:debug
 wait_for "Envoy" 30 envoy_live
+# The façade reads the Entra-mode IdP's endpoints from its metadata (upstream.discovery) on
+# its first tick; until then /authorize answers 503.
+facade_ready() { grep -q 'sign-in façade: upstream metadata from' "$RUN/envoy.log"; }
+wait_for "the façade's upstream metadata (see $RUN/envoy.log)" 20 facade_ready
 
 cat <<EOT
 
   Ready. Envoy with mcp_edge_auth: http://127.0.0.1:$LISTEN_PORT  (admin http://127.0.0.1:$ADMIN_PORT)
   Demo MCP server (direct, no auth): http://127.0.0.1:$MCP_PORT   Dev IdP: http://127.0.0.1:$IDP_PORT
 
-  Try:
+  ┌──────────────────────────────────────────────────────────────────────────────┐
+    Sign in through the façade: open http://127.0.0.1:$CLIENT_PORT/ in a browser
+  └──────────────────────────────────────────────────────────────────────────────┘
+  The demo client registers with the sign-in façade (Envoy :$FACADE_PORT), you approve its
+  consent page, the dev IdP in Entra mode (:$ENTRA_IDP_PORT) signs you in as the dev user,
+  and the page shows an MCP tools/call made through Envoy with the token the façade issued.
+  MCP clients can sign in the same way: point them at http://127.0.0.1:$FACADE_PORT/mcp.
+
+  Plain JWT path, try:
     curl -i http://127.0.0.1:$LISTEN_PORT/.well-known/oauth-protected-resource
     curl -i http://127.0.0.1:$LISTEN_PORT/mcp -H 'content-type: application/json' \\
          -H 'accept: application/json, text/event-stream' \\
@@ -163,7 +207,8 @@ cat <<EOT
     (more: cargo run -q -p devstack -- --help)
     curl -s http://127.0.0.1:$ADMIN_PORT/stats | grep wasmcustom
 
-  Plugin configuration: envoy/demo-plugin.json (rendered into $RUN/demo.yaml).
+  Plugin configuration: envoy/demo-plugin.json and envoy/demo-facade-plugin.json (rendered
+  into $RUN/demo.yaml).
   Below: the filter's log lines, the access log and Envoy's warnings (full logs:
   $RUN/envoy.log, $RUN/devstack.log). Ctrl-C stops everything.
 

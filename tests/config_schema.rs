@@ -55,7 +55,9 @@ fn env(name: &str) -> Option<String> {
         "SEAL_KEY_A" | "SEAL_KEY_B" | "FACADE_SEAL_KEY" => {
             Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIj".to_string())
         }
-        "UPSTREAM_SECRET" | "ENTRA_CLIENT_SECRET" => Some("not-a-real-secret".to_string()),
+        "UPSTREAM_SECRET" | "ENTRA_CLIENT_SECRET" | "FACADE_CLIENT_SECRET" => {
+            Some("not-a-real-secret".to_string())
+        }
         _ => None,
     }
 }
@@ -186,6 +188,38 @@ fn kitchen_sink() -> Value {
             "body_timeout": "15s"
         }
     })
+}
+
+/// The kitchen sink with `authorization_server.upstream.discovery` (every property of it) in
+/// place of the two explicit endpoints, which it excludes.
+fn kitchen_sink_discovery() -> Value {
+    let mut s = kitchen_sink();
+    let up = s["authorization_server"]["upstream"]
+        .as_object_mut()
+        .unwrap();
+    up.remove("authorization_endpoint");
+    up.remove("token_endpoint");
+    up.insert(
+        "discovery".into(),
+        json!({
+            "http_uri": {
+                "uri": "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0/.well-known/openid-configuration",
+                "cluster": "entra",
+                "timeout": "5s"
+            },
+            "issuer": "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
+            "token_cluster": "entra_token",
+            "token_timeout": "10s",
+            "cache_duration": "86400s",
+            "max_response_bytes": 524288
+        }),
+    );
+    s
+}
+
+/// Between them, these two set every property the schema defines.
+fn kitchen_sinks() -> [Value; 2] {
+    [kitchen_sink(), kitchen_sink_discovery()]
 }
 
 // ---------------------------------------------------------------------------------------
@@ -368,78 +402,77 @@ fn the_schema_is_a_valid_2020_12_schema() {
 #[test]
 fn the_kitchen_sink_sets_every_schema_property_and_both_accept_it() {
     let root = schema();
-    let sink = kitchen_sink();
-    let used: BTreeSet<String> = nodes(&root, &sink).into_iter().map(|n| n.path).collect();
+    let mut used = BTreeSet::new();
+    for sink in kitchen_sinks() {
+        used.extend(nodes(&root, &sink).into_iter().map(|n| n.path));
+        let errs = schema_errors(&validator(), &sink);
+        assert!(errs.is_empty(), "{errs:#?}");
+        rust(&sink).unwrap_or_else(|e| panic!("Config::parse: {e}"));
+    }
     let missing: Vec<String> = schema_paths(&root)
         .into_iter()
         .filter(|p| !used.contains(p))
         .collect();
     assert!(
         missing.is_empty(),
-        "the kitchen sink does not set {missing:?}"
+        "the kitchen sinks do not set {missing:?}"
     );
-    let errs = schema_errors(&validator(), &sink);
-    assert!(errs.is_empty(), "{errs:#?}");
-    rust(&sink).unwrap_or_else(|e| panic!("Config::parse: {e}"));
 }
 
 /// Rust accepts these names at these schema paths (serde shares one struct) but refuses
 /// them in validation; the schema leaves them out.
-const RUST_NAMES_REFUSED_LATER: [(&str, &str); 2] = [
-    ("providers.*.remote_jwks", "jwks_cluster"),
-    // Not supported yet: refused with a message saying so.
-    ("authorization_server.upstream", "discovery"),
-];
+const RUST_NAMES_REFUSED_LATER: [(&str, &str); 1] = [("providers.*.remote_jwks", "jwks_cluster")];
 
 #[test]
 fn field_names_agree_at_every_object() {
     let root = schema();
     let v = validator();
-    let sink = kitchen_sink();
     let mut seen = BTreeSet::new();
     let mut checked = BTreeSet::new();
-    for n in nodes(&root, &sink) {
-        let Some(props) = n.schema.get("properties").and_then(Value::as_object) else {
-            continue;
-        };
-        if !seen.insert(n.path.clone()) {
-            continue;
-        }
-        let at = if n.path.is_empty() {
-            "(top level)"
-        } else {
-            n.path.as_str()
-        };
-        assert_eq!(
-            n.schema.get("additionalProperties"),
-            Some(&Value::Bool(false)),
-            "{at}: the Rust type denies unknown fields, so must the schema"
-        );
-        let mutated = inserted(&sink, &n.pointer, "zz_unknown_field", json!(1));
-        assert!(
-            !schema_errors(&v, &mutated).is_empty(),
-            "{at}: schema took an unknown field"
-        );
-        let err = rust(&mutated).expect_err("Config::parse took an unknown field");
-        assert!(
-            err.message.starts_with("unknown field `zz_unknown_field`"),
-            "{at}: {err}"
-        );
-        let mut rust_names = expected_fields(&err.message);
-        for (path, name) in RUST_NAMES_REFUSED_LATER {
-            if path == n.path && rust_names.remove(name) {
-                // ... and the filter does refuse it there.
-                let refused = inserted(&sink, &n.pointer, name, json!("x"));
-                assert!(rust(&refused).is_err(), "{at}.{name} must be refused");
-                assert!(!schema_errors(&v, &refused).is_empty());
+    for sink in kitchen_sinks() {
+        for n in nodes(&root, &sink) {
+            let Some(props) = n.schema.get("properties").and_then(Value::as_object) else {
+                continue;
+            };
+            if !seen.insert(n.path.clone()) {
+                continue;
             }
+            let at = if n.path.is_empty() {
+                "(top level)"
+            } else {
+                n.path.as_str()
+            };
+            assert_eq!(
+                n.schema.get("additionalProperties"),
+                Some(&Value::Bool(false)),
+                "{at}: the Rust type denies unknown fields, so must the schema"
+            );
+            let mutated = inserted(&sink, &n.pointer, "zz_unknown_field", json!(1));
+            assert!(
+                !schema_errors(&v, &mutated).is_empty(),
+                "{at}: schema took an unknown field"
+            );
+            let err = rust(&mutated).expect_err("Config::parse took an unknown field");
+            assert!(
+                err.message.starts_with("unknown field `zz_unknown_field`"),
+                "{at}: {err}"
+            );
+            let mut rust_names = expected_fields(&err.message);
+            for (path, name) in RUST_NAMES_REFUSED_LATER {
+                if path == n.path && rust_names.remove(name) {
+                    // ... and the filter does refuse it there.
+                    let refused = inserted(&sink, &n.pointer, name, json!("x"));
+                    assert!(rust(&refused).is_err(), "{at}.{name} must be refused");
+                    assert!(!schema_errors(&v, &refused).is_empty());
+                }
+            }
+            let schema_names: BTreeSet<String> = props.keys().cloned().collect();
+            assert_eq!(
+                schema_names, rust_names,
+                "{at}: schema properties (left) differ from the Rust fields (right)"
+            );
+            checked.insert(n.path.clone());
         }
-        let schema_names: BTreeSet<String> = props.keys().cloned().collect();
-        assert_eq!(
-            schema_names, rust_names,
-            "{at}: schema properties (left) differ from the Rust fields (right)"
-        );
-        checked.insert(n.path.clone());
     }
     // Every object the schema describes was checked.
     assert_eq!(checked, schema_object_paths(&root));
@@ -1138,11 +1171,11 @@ fn markdown_configs(file: &str) -> Vec<Value> {
 fn every_example_configuration_validates_against_the_schema() {
     let v = validator();
     let shipped = shipped_plugin_configs();
-    // demo + 7 recipes + 5 WasmPlugins + 2 EnvoyFilters (per-tool scopes, the sign-in
-    // façade) + the Envoy Gateway policy.
+    // demo (plain + façade) + 7 recipes + 5 WasmPlugins + 2 EnvoyFilters (per-tool scopes,
+    // the sign-in façade) + the Envoy Gateway policy.
     assert_eq!(
         shipped.len(),
-        16,
+        17,
         "{:?}",
         shipped.iter().map(|x| &x.0).collect::<Vec<_>>()
     );

@@ -11,6 +11,11 @@
 //! token. Then the hostile cases: replayed code, wrong verifier, tampered client id,
 //! unregistered redirect URI (a page, never a redirect), consent without the CSRF cookie,
 //! and an unreachable token endpoint; and no secret in Envoy's log.
+//!
+//! `upstream.discovery`: the façade reads the Entra-mode dev IdP's metadata document and
+//! signs in through the endpoints it names; with the document unreachable (or naming another
+//! issuer) `/authorize` answers a 503 page and `/token` a 503 `temporarily_unavailable`,
+//! with log lines saying why.
 
 #![allow(
     clippy::unwrap_used,
@@ -21,6 +26,7 @@
 
 mod support;
 
+use devstack::entra::{EntraConfig, DEFAULT_APP_ID, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET};
 use devstack::idp::{Idp, IdpConfig};
 use devstack::mcp_demo::{McpClient, McpDemo, McpDemoConfig};
 use serde_json::{json, Value};
@@ -444,4 +450,284 @@ fn a_body_that_never_reaches_the_filter_fails_closed_naming_the_setting() {
         "{}",
         s.envoy.logs()
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// upstream.discovery: the upstream's endpoints from its metadata document
+
+/// Envoy + the façade whose upstream endpoints come from `discovery_port`'s
+/// `/.well-known/openid-configuration` (cluster `idp_meta`); the dev IdP in Entra mode
+/// behind cluster `idp` for the keys.
+fn start_discovery(
+    discovery_port: Option<u16>,
+    issuer: Option<&str>,
+) -> (Idp, McpDemo, Envoy, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let app = DEFAULT_APP_ID;
+    let idp = Idp::start(IdpConfig {
+        entra: Some(EntraConfig {
+            redirect_uris: vec![format!("{base}/auth/callback")],
+            ..EntraConfig::default()
+        }),
+        ..IdpConfig::default()
+    });
+    let mcp = McpDemo::try_start(McpDemoConfig {
+        any_host: true,
+        ..McpDemoConfig::default()
+    })
+    .unwrap();
+    let meta_port = discovery_port.unwrap_or(idp.port());
+    let mut discovery = json!({"http_uri": {
+        "uri": format!("http://127.0.0.1:{meta_port}/.well-known/openid-configuration"),
+        "cluster": "idp_meta",
+        "timeout": "1s"
+    }});
+    if let Some(i) = issuer {
+        discovery["issuer"] = json!(i);
+    }
+    let cfg = json!({
+        "providers": {"entra": {
+            "issuer": idp.issuer(),
+            "audiences": [app, format!("api://{app}")],
+            "remote_jwks": {"http_uri": {"uri": idp.jwks_url(), "cluster": "idp", "timeout": "2s"}},
+            "algorithms": ["RS256"],
+            "scope_claims": ["scp"],
+            "scope_prefix": format!("api://{app}/")
+        }},
+        "rules": [{"match": {"prefix": "/mcp"}, "requires": {"provider_name": "entra"}}],
+        "protected_resource": {
+            "resource": format!("{base}/mcp"),
+            "scopes_supported": ["calculator.add"]
+        },
+        "authorization_server": {
+            "provider_name": "entra",
+            "sealing_keys_env": ["FACADE_SEAL_KEY"],
+            "redirect_uris": ["http://localhost/*"],
+            "upstream": {
+                "discovery": discovery,
+                "client_id": DEFAULT_CLIENT_ID,
+                "client_secret_env": "FACADE_CLIENT_SECRET",
+                "scope_prefix": format!("api://{app}")
+            },
+            "body_timeout": "1s"
+        }
+    });
+    let envoy = EnvoyBuilder::new(&cfg.to_string())
+        .backend_port(mcp.port())
+        .extra_cluster("idp", idp.port())
+        .extra_cluster("idp_meta", meta_port)
+        .listen_port(port)
+        .vm_env("FACADE_SEAL_KEY", SEAL_KEY)
+        .vm_env("FACADE_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .start()
+        .unwrap();
+    (idp, mcp, envoy, base)
+}
+
+fn register_at(port: u16) -> String {
+    let body = json!({"redirect_uris": [CLIENT_REDIRECT], "token_endpoint_auth_method": "none"});
+    let r = http::request(
+        port,
+        "POST",
+        "/register",
+        &[("content-type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["client_id"].as_str().unwrap().to_string()
+}
+
+fn authorize_at(base: &str, client_id: &str) -> String {
+    format!(
+        "/authorize?{}",
+        form(&[
+            ("client_id", client_id),
+            ("redirect_uri", CLIENT_REDIRECT),
+            ("response_type", "code"),
+            ("state", "s1"),
+            ("code_challenge", &challenge(VERIFIER)),
+            ("code_challenge_method", "S256"),
+            ("resource", &format!("{base}/mcp")),
+            ("scope", "calculator.add"),
+        ])
+    )
+}
+
+fn token_form(base: &str, client_id: &str, code: &str) -> String {
+    form(&[
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("client_id", client_id),
+        ("redirect_uri", CLIENT_REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("resource", &format!("{base}/mcp")),
+    ])
+}
+
+#[test]
+fn upstream_discovery_finds_the_entra_endpoints_and_completes_a_sign_in() {
+    let (idp, _mcp, envoy, base) = start_discovery(None, Some(&EntraConfig::default().issuer()));
+    let port = envoy.port();
+    assert!(
+        envoy.wait_for_log(
+            "sign-in façade: upstream metadata from",
+            std::time::Duration::from_secs(5)
+        ),
+        "{}",
+        envoy.logs()
+    );
+    assert!(
+        envoy
+            .logs()
+            .contains(&format!("authorization_endpoint {}", idp.authorize_url())),
+        "{}",
+        envoy.logs()
+    );
+    // Each worker VM fetches once; give the others their tick.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    let client_id = register_at(port);
+    let page = http::get(port, &authorize_at(&base, &client_id));
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    let approved = http::request(
+        port,
+        "POST",
+        "/consent",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", &cookies(&page)),
+            ("origin", &base),
+        ],
+        form(&[
+            ("request", &hidden(&html, "request")),
+            ("csrf", &hidden(&html, "csrf")),
+            ("action", "approve"),
+        ])
+        .as_bytes(),
+    );
+    assert_eq!(approved.status, 303, "{}", approved.text());
+    // To the authorization endpoint the document named.
+    let to_idp = approved.header("location").unwrap().to_string();
+    assert!(to_idp.starts_with(&idp.authorize_url()), "{to_idp}");
+    assert_eq!(
+        param(&to_idp, "client_id").as_deref(),
+        Some(DEFAULT_CLIENT_ID)
+    );
+    let (idp_port, idp_path) = split_url(&to_idp);
+    let from_idp = http::get(idp_port, &idp_path);
+    assert_eq!(from_idp.status, 302, "{}", from_idp.text());
+    let (_, callback) = split_url(from_idp.header("location").unwrap());
+    let done = http::request(
+        port,
+        "GET",
+        &callback,
+        &[("cookie", &cookies(&approved))],
+        b"",
+    );
+    assert_eq!(done.status, 302, "{}", done.text());
+    let code = param(done.header("location").unwrap(), "code").unwrap();
+
+    // The code redeemed at the token endpoint the document named (the Entra-mode IdP
+    // checks the client secret, the callback and PKCE).
+    let t = http::request(
+        port,
+        "POST",
+        "/token",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        token_form(&base, &client_id, &code).as_bytes(),
+    );
+    assert_eq!(t.status, 200, "{}\n{}", t.text(), envoy.logs());
+    let access = t.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(idp.tokens_issued(), 1);
+    let mut c = McpClient::new(&format!("{base}/mcp"))
+        .with_header("authorization", &format!("Bearer {access}"));
+    c.initialize().unwrap();
+    assert_eq!(
+        c.call_tool_text("add", json!({"a": 2, "b": 3})).unwrap(),
+        "5"
+    );
+    assert!(envoy.filter_stat_at_least("facade.upstream_metadata_ok", 1) >= 1);
+    let log = envoy.logs();
+    assert!(!log.contains(DEFAULT_CLIENT_SECRET) && !log.contains(SEAL_KEY));
+}
+
+#[test]
+fn unreachable_upstream_metadata_is_503_with_a_page_a_json_error_and_a_log_line() {
+    // Nothing listens where the metadata should be.
+    let dead = free_port();
+    let (_idp, _mcp, envoy, base) = start_discovery(Some(dead), None);
+    let port = envoy.port();
+    assert!(
+        envoy.wait_for_log(
+            "sign-in façade: upstream metadata http://127.0.0.1:",
+            std::time::Duration::from_secs(5)
+        ),
+        "{}",
+        envoy.logs()
+    );
+    // What needs no upstream still works.
+    let m = http::get(port, "/.well-known/oauth-authorization-server");
+    assert_eq!(m.status, 200, "{}", m.text());
+    let client_id = register_at(port);
+
+    let page = http::get(port, &authorize_at(&base, &client_id));
+    assert_eq!(page.status, 503, "{}", page.text());
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(
+        page.text().contains("Sign-in temporarily unavailable"),
+        "{}",
+        page.text()
+    );
+    assert_eq!(page.header("location"), None);
+
+    let t = http::request(
+        port,
+        "POST",
+        "/token",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        token_form(&base, &client_id, "whatever").as_bytes(),
+    );
+    assert_eq!(t.status, 503, "{}", t.text());
+    let v = t.json();
+    assert_eq!(v["error"], "temporarily_unavailable", "{v}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("metadata (upstream.discovery) has not been fetched yet"),
+        "{v}"
+    );
+    let log = envoy.logs();
+    assert!(
+        log.contains("façade authorize: answering 503: the upstream's metadata")
+            && log.contains("façade token: answering 503"),
+        "{log}"
+    );
+    assert!(
+        log.contains("no response (timeout or connection failure)") && log.contains("retrying in"),
+        "{log}"
+    );
+    assert!(envoy.filter_stat_at_least("facade.upstream_metadata_error", 1) >= 1);
+    assert!(envoy.filter_stat_at_least("facade.upstream_metadata_missing", 2) >= 2);
+}
+
+#[test]
+fn upstream_metadata_naming_another_issuer_is_refused_and_logged() {
+    let (_idp, _mcp, envoy, base) = start_discovery(None, Some("https://other.example/v2.0"));
+    assert!(
+        envoy.wait_for_log(
+            "differs from the configured upstream.discovery.issuer",
+            std::time::Duration::from_secs(5)
+        ),
+        "{}",
+        envoy.logs()
+    );
+    let client_id = register_at(envoy.port());
+    let page = http::get(envoy.port(), &authorize_at(&base, &client_id));
+    assert_eq!(page.status, 503, "{}", page.text());
 }

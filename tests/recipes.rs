@@ -59,6 +59,8 @@ fn facade_env() {
         "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
     );
     std::env::set_var("ENTRA_CLIENT_SECRET", "placeholder-not-a-secret");
+    // The demo's façade (envoy/demo-facade-plugin.json).
+    std::env::set_var("FACADE_CLIENT_SECRET", "placeholder-not-a-secret");
 }
 
 fn facade_lookup(name: &str) -> Option<String> {
@@ -375,40 +377,74 @@ fn envoy_validate_refuses_a_recipe_with_a_misspelt_envoy_field() {
 fn demo_config_is_valid() {
     let plugin = read("envoy/demo-plugin.json");
     Config::parse(plugin.as_bytes()).unwrap_or_else(|e| panic!("demo-plugin.json: {e}"));
-    // Render it the way scripts/render-demo-config.sh does: the compact JSON as a JSON
-    // string literal (also a YAML double-quoted scalar) on the PLUGIN_CONFIG line.
+    let facade = read("envoy/demo-facade-plugin.json");
+    let facade_cfg = Config::parse_with_env(facade.as_bytes(), &facade_lookup)
+        .unwrap_or_else(|e| panic!("demo-facade-plugin.json: {e}"));
+    assert!(facade_cfg.facade.is_some());
+    // Render them the way scripts/render-demo-config.sh does: the compact JSON as a JSON
+    // string literal (also a YAML double-quoted scalar) on the PLUGIN_CONFIG and
+    // FACADE_PLUGIN_CONFIG lines.
     let template = read("envoy/demo.yaml");
-    let compact = serde_json::to_string(&serde_json::from_str::<Value>(&plugin).unwrap()).unwrap();
-    let literal = serde_json::to_string(&compact).unwrap();
+    let compact =
+        |text: &str| serde_json::to_string(&serde_json::from_str::<Value>(text).unwrap()).unwrap();
+    let (plain, with_facade) = (compact(&plugin), compact(&facade));
     let lines: Vec<String> = template
         .lines()
         .map(|l| match l.find("value: ") {
-            Some(i) if l.trim_end().ends_with("# PLUGIN_CONFIG") => {
-                format!("{}value: {literal}", &l[..i])
-            }
+            Some(i) if l.trim_end().ends_with("# FACADE_PLUGIN_CONFIG") => format!(
+                "{}value: {}",
+                &l[..i],
+                serde_json::to_string(&with_facade).unwrap()
+            ),
+            Some(i) if l.trim_end().ends_with("# PLUGIN_CONFIG") => format!(
+                "{}value: {}",
+                &l[..i],
+                serde_json::to_string(&plain).unwrap()
+            ),
             _ => l.to_string(),
         })
         .collect();
     let rendered = lines.join("\n");
-    assert_ne!(
-        rendered, template,
-        "no PLUGIN_CONFIG line in envoy/demo.yaml"
+    assert_eq!(
+        rendered.matches("# PLUGIN_CONFIG").count()
+            + rendered.matches("# FACADE_PLUGIN_CONFIG").count(),
+        0,
+        "envoy/demo.yaml: both plugin lines must be rendered"
     );
     let doc = yaml_doc(&rendered);
-    let pc = wasm_plugin_configs(&doc)[0];
-    assert_eq!(plugin_json(pc), compact);
-    assert_eq!(pc["failure_policy"], "FAIL_CLOSED");
-    assert_eq!(pc["allow_on_headers_stop_iteration"], true);
-    let problems = cluster_problems(&serde_json::from_str(&plugin).unwrap(), clusters(&doc));
-    assert!(problems.is_empty(), "{problems:?}");
-    // The demo's module path is relative to the repository root (validate runs there).
-    let module = pc["vm_config"]["code"]["local"]["filename"]
-        .as_str()
-        .unwrap();
-    assert!(path(module).is_file() || module.starts_with("target/"));
+    let pcs = wasm_plugin_configs(&doc);
+    assert_eq!(pcs.len(), 2, "the plain listener and the façade's");
+    for (pc, json, module) in [
+        (pcs[0], &plain, "target/wasm/mcp_edge_auth.wasm"),
+        (pcs[1], &with_facade, "target/wasm/mcp_edge_auth.wasm"),
+    ] {
+        assert_eq!(&plugin_json(pc), json);
+        assert_eq!(pc["failure_policy"], "FAIL_CLOSED");
+        assert_eq!(pc["allow_on_headers_stop_iteration"], true);
+        let problems = cluster_problems(&serde_json::from_str(json).unwrap(), clusters(&doc));
+        assert!(problems.is_empty(), "{problems:?}");
+        // Module paths are relative to the repository root (validate runs there).
+        assert_eq!(pc["vm_config"]["code"]["local"]["filename"], module);
+    }
+    // The façade's secrets from Envoy's environment, never in the file.
+    assert_eq!(
+        pcs[1]["vm_config"]["environment_variables"]["host_env_keys"],
+        json!(["FACADE_SEAL_KEY", "FACADE_CLIENT_SECRET"])
+    );
+    facade_env();
     let v = envoy_validate(&rendered, "demo");
-    assert!(v.ok, "envoy/demo.yaml + demo-plugin.json:\n{}", v.errors());
+    assert!(
+        v.ok,
+        "envoy/demo.yaml + demo-plugin.json + demo-facade-plugin.json:\n{}",
+        v.errors()
+    );
     assert!(v.log.contains("configured 1 provider(s)"), "{}", v.log);
+    assert!(
+        v.log
+            .contains("sign-in façade: issuer http://127.0.0.1:10001"),
+        "{}",
+        v.log
+    );
 }
 
 /// The recipe with its listener and admin on 127.0.0.1 ephemeral ports and the listener

@@ -310,19 +310,32 @@ fn facade(report: &mut Report, f: &mcp_edge_auth::config::Facade) {
         "  register this redirect URI at the IdP: {}",
         s.callback_url
     ));
-    report.out(format!(
-        "  upstream: client {} ({}), authorize {}, token {} via cluster {} (timeout {} ms)",
-        up.client_id,
-        if up.client_secret.is_some() {
-            "confidential: secret set"
-        } else {
-            "public: no secret"
-        },
-        up.authorization_endpoint,
-        up.token_endpoint,
-        f.token_cluster,
-        f.token_timeout_ms
-    ));
+    let secret = if up.client_secret.is_some() {
+        "confidential: secret set"
+    } else {
+        "public: no secret"
+    };
+    match &f.discovery {
+        None => report.out(format!(
+            "  upstream: client {} ({secret}), authorize {}, token {} via cluster {} (timeout {} ms)",
+            up.client_id,
+            up.authorization_endpoint,
+            up.token_endpoint,
+            f.token_cluster,
+            f.token_timeout_ms
+        )),
+        Some(d) => report.out(format!(
+            "  upstream: client {} ({secret}), authorize and token endpoints from the metadata \
+             at {} via cluster {} (fetched by the filter; issuer {}), token callouts via \
+             cluster {} (timeout {} ms); /authorize and /token answer 503 until it is fetched",
+            up.client_id,
+            d.uri,
+            d.cluster,
+            d.issuer.as_deref().unwrap_or("not checked"),
+            f.token_cluster,
+            f.token_timeout_ms
+        )),
+    }
     report.out(format!(
         "  client redirect URIs allowed: {}; consent {:?}; {} sealing key(s)",
         s.spec.redirect_uris.join(", "),

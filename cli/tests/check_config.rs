@@ -179,3 +179,54 @@ fn each_rules_own_metadata_is_shown() {
     }
     assert!(!out.contains("same document as above"), "{out}");
 }
+
+/// The demo's façade with `upstream.discovery` in place of its two endpoints: check-config
+/// says where the endpoints will come from (the secrets from this process's environment).
+#[test]
+fn facade_with_upstream_discovery_names_the_metadata_document() {
+    std::env::set_var(
+        "FACADE_SEAL_KEY",
+        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+    );
+    std::env::set_var("FACADE_CLIENT_SECRET", "not-a-real-secret");
+    let demo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../envoy/demo-facade-plugin.json"
+    );
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(demo).unwrap()).unwrap();
+    let up = v["authorization_server"]["upstream"]
+        .as_object_mut()
+        .unwrap();
+    up.remove("authorization_endpoint");
+    up.remove("token_endpoint");
+    up.insert(
+        "discovery".into(),
+        json!({"http_uri": {"uri": "http://127.0.0.1:9001/.well-known/openid-configuration",
+                            "cluster": "idp_entra"}}),
+    );
+    let file = temp_file("facade-discovery.json", v.to_string().as_bytes());
+    let r = cli(&["check-config", &file]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains(
+            "authorize and token endpoints from the metadata at \
+             http://127.0.0.1:9001/.well-known/openid-configuration via cluster idp_entra"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.all().contains("not-a-real-secret"));
+
+    // Both ways at once: refused, naming the field.
+    let mut both = v.clone();
+    both["authorization_server"]["upstream"]["authorization_endpoint"] =
+        json!("http://127.0.0.1:9001/authorize");
+    let file = temp_file("facade-both.json", both.to_string().as_bytes());
+    let r = cli(&["check-config", &file]);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(
+        r.all().contains("authorization_server.upstream.discovery"),
+        "{}",
+        r.all()
+    );
+}

@@ -1,10 +1,12 @@
 //! Host-only development stack for `mcp-edge-auth`: signing keys and token
-//! minting, a dev OAuth/OIDC IdP, a request-recording backend and a demo MCP server.
+//! minting, a dev OAuth/OIDC IdP, a request-recording backend, a demo MCP server and a demo
+//! MCP client web app that signs in through the sign-in façade (`make run`).
 //!
 //! Every server binds `127.0.0.1` and runs on its own background thread with its
 //! own tokio runtime, so tests use a plain synchronous API. Dropping a server
 //! handle stops it.
 
+pub mod demo_client;
 pub mod entra;
 pub mod http;
 pub mod idp;
@@ -14,6 +16,7 @@ pub mod mint;
 pub mod recorder;
 mod server;
 
+pub use demo_client::{DemoClient, DemoClientConfig};
 pub use entra::EntraConfig;
 pub use idp::{Idp, IdpConfig, JwksMode};
 pub use keys::{KeyKind, KeyRing, SigningKey};

@@ -7,18 +7,21 @@ use std::process::ExitCode;
 use devstack::idp::{Idp, IdpConfig};
 use devstack::mcp_demo::{McpDemo, McpDemoConfig};
 use devstack::recorder::Recorder;
-use devstack::EntraConfig;
+use devstack::{DemoClient, DemoClientConfig, EntraConfig};
 use serde_json::{json, Value};
 
 const USAGE: &str = "\
 usage:
   devstack idp      [--port 9000] [--issuer URL] [--audience A] [--public-url URL] [--ttl SECS]
-                    [--entra [--entra-redirect URL[,URL]] [--entra-secret S]]
+                    [--entra [--entra-redirect URL[,URL]] [--entra-secret S | --entra-secret-env VAR]]
   devstack mcp      [--port 9100] [--any-host]
   devstack recorder [--port 9200]
   devstack all      [--idp-port 9000] [--mcp-port 9100] [--recorder-port N]
                     [--issuer URL] [--audience A] [--public-url URL] [--ttl SECS] [--any-host]
                     [--entra [--entra-redirect URL[,URL]] [--entra-secret S]]
+                    [--entra-idp-port N [--entra-redirect URL[,URL]] [--entra-secret-env VAR]]
+                    [--demo-client-port N --demo-client-resource URL]
+  devstack demo-client [--port 9300] --resource URL
   devstack mint     [--idp http://127.0.0.1:9000] [--claims JSON] [--alg RS256] [--kid KID]
                     [--header JSON] [--raw]
   devstack token    [--idp http://127.0.0.1:9000] [--client-id demo-client]
@@ -27,7 +30,11 @@ usage:
 
 Servers bind 127.0.0.1 and run until killed. `mint` prints a token signed by the
 IdP's /mint helper; `token` prints an access token from the client_credentials grant.
---entra: the IdP behaves like Entra ID v2.0 (devstack/README.md, Entra mode).";
+--entra: the IdP behaves like Entra ID v2.0 (devstack/README.md, Entra mode).
+--entra-secret-env VAR: the Entra client secret from the environment variable VAR (never
+printed). `all --entra-idp-port N`: a second dev IdP, in Entra mode, on port N (the first
+keeps its plain mode). demo-client: a web app that signs in through the sign-in façade
+protecting --resource (an MCP server URL behind Envoy) and shows an MCP call's result.";
 
 /// `--name value` pairs and bare `--flag`s.
 struct Args {
@@ -85,6 +92,24 @@ impl Args {
     }
 }
 
+/// The Entra-mode settings from `--entra-redirect`, `--entra-secret`, `--entra-secret-env`.
+fn entra_config(args: &Args) -> Result<EntraConfig, String> {
+    let mut e = EntraConfig::default();
+    if let Some(r) = args.get("--entra-redirect") {
+        e.redirect_uris = r.split(',').map(str::to_string).collect();
+    }
+    if let Some(s) = args.get("--entra-secret") {
+        e.client_secret = s.to_string();
+    }
+    if let Some(var) = args.get("--entra-secret-env") {
+        e.client_secret = match std::env::var(var) {
+            Ok(v) if !v.is_empty() => v,
+            _ => return Err(format!("--entra-secret-env: {var} is not set")),
+        };
+    }
+    Ok(e)
+}
+
 fn idp_config(args: &Args, port: u16) -> Result<IdpConfig, String> {
     let mut cfg = IdpConfig {
         port,
@@ -98,18 +123,13 @@ fn idp_config(args: &Args, port: u16) -> Result<IdpConfig, String> {
     if let Some(t) = args.get("--ttl") {
         cfg.token_ttl_secs = t.parse().map_err(|_| format!("--ttl: bad number {t:?}"))?;
     }
-    let entra_options = ["--entra-redirect", "--entra-secret"];
+    let entra_options = ["--entra-redirect", "--entra-secret", "--entra-secret-env"];
     if args.flag("--entra") {
-        let mut e = EntraConfig::default();
-        if let Some(r) = args.get("--entra-redirect") {
-            e.redirect_uris = r.split(',').map(str::to_string).collect();
+        cfg.entra = Some(entra_config(args)?);
+    } else if args.get("--entra-idp-port").is_none() {
+        if let Some(o) = entra_options.iter().find(|o| args.get(o).is_some()) {
+            return Err(format!("{o} needs --entra"));
         }
-        if let Some(s) = args.get("--entra-secret") {
-            e.client_secret = s.to_string();
-        }
-        cfg.entra = Some(e);
-    } else if let Some(o) = entra_options.iter().find(|o| args.get(o).is_some()) {
-        return Err(format!("{o} needs --entra"));
     }
     Ok(cfg)
 }
@@ -152,6 +172,16 @@ fn start_mcp(port: u16, any_host: bool) -> Result<McpDemo, String> {
     Ok(mcp)
 }
 
+fn start_demo_client(port: u16, resource: &str) -> Result<DemoClient, String> {
+    let c = DemoClient::try_start(DemoClientConfig {
+        port,
+        resource: resource.to_string(),
+    })
+    .map_err(|e| format!("demo-client: cannot bind port {port}: {e}"))?;
+    say(&format!("client   {}  (signs in to {resource})", c.url()));
+    Ok(c)
+}
+
 fn start_recorder(port: u16) -> Result<Recorder, String> {
     let rec =
         Recorder::start_on(port).map_err(|e| format!("recorder: cannot bind port {port}: {e}"))?;
@@ -192,6 +222,7 @@ fn run(argv: &[String]) -> Result<(), String> {
                 "--entra",
                 "--entra-redirect",
                 "--entra-secret",
+                "--entra-secret-env",
             ])?;
             let cfg = idp_config(&args, args.port("--port", 9000)?)?;
             start_idp(cfg)?.wait();
@@ -199,6 +230,13 @@ fn run(argv: &[String]) -> Result<(), String> {
         "mcp" => {
             args.check_known(&["--port", "--any-host"])?;
             start_mcp(args.port("--port", 9100)?, args.flag("--any-host"))?.wait();
+        }
+        "demo-client" => {
+            args.check_known(&["--port", "--resource"])?;
+            let resource = args
+                .get("--resource")
+                .ok_or("--resource URL is required (the MCP server behind the façade)")?;
+            start_demo_client(args.port("--port", 9300)?, resource)?.wait();
         }
         "recorder" => {
             args.check_known(&["--port"])?;
@@ -217,16 +255,43 @@ fn run(argv: &[String]) -> Result<(), String> {
                 "--entra",
                 "--entra-redirect",
                 "--entra-secret",
+                "--entra-secret-env",
+                "--entra-idp-port",
+                "--demo-client-port",
+                "--demo-client-resource",
             ])?;
             let cfg = idp_config(&args, args.port("--idp-port", 9000)?)?;
             let idp = start_idp(cfg)?;
+            let entra_idp = match args.get("--entra-idp-port") {
+                Some(_) => Some(start_idp(IdpConfig {
+                    port: args.port("--entra-idp-port", 0)?,
+                    entra: Some(entra_config(&args)?),
+                    ..IdpConfig::default()
+                })?),
+                None => None,
+            };
             let mcp = start_mcp(args.port("--mcp-port", 9100)?, args.flag("--any-host"))?;
             let rec = match args.get("--recorder-port") {
                 Some(_) => Some(start_recorder(args.port("--recorder-port", 0)?)?),
                 None => None,
             };
+            let client = match (
+                args.get("--demo-client-port"),
+                args.get("--demo-client-resource"),
+            ) {
+                (Some(_), Some(resource)) => Some(start_demo_client(
+                    args.port("--demo-client-port", 0)?,
+                    resource,
+                )?),
+                (None, None) => None,
+                _ => {
+                    return Err(
+                        "--demo-client-port and --demo-client-resource go together".to_string()
+                    )
+                }
+            };
             say("ready");
-            let _keep = (rec, mcp);
+            let _keep = (rec, mcp, entra_idp, client);
             idp.wait();
         }
         "mint" => {

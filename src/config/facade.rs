@@ -20,7 +20,34 @@ pub const DEFAULT_FACADE_BODY_TIMEOUT_MS: u64 = 15_000;
 /// Upstream token endpoint callout timeout when `token_endpoint.timeout` is not set.
 pub const DEFAULT_TOKEN_TIMEOUT_MS: u64 = 10_000;
 
+/// How often the upstream's metadata document is fetched again when
+/// `upstream.discovery.cache_duration` is not set.
+pub const DEFAULT_UPSTREAM_METADATA_REFRESH_MS: u64 = 24 * 3600 * 1000;
+
+/// `upstream.discovery`: where the upstream's metadata document is and how to fetch it.
+#[derive(Debug, Clone)]
+pub struct UpstreamDiscovery {
+    /// The document's URL.
+    pub uri: String,
+    /// `uri` split for the callout.
+    pub target: crate::keys::fetch::Target,
+    /// The cluster the document's callout goes to, and its timeout.
+    pub cluster: String,
+    pub timeout_ms: u64,
+    /// The `issuer` the document must name, if configured.
+    pub issuer: Option<String>,
+    /// Whether `token_cluster` was set (the token endpoint may then be on another host).
+    pub token_cluster_set: bool,
+    /// Fetched again this long after a success.
+    pub refresh_ms: u64,
+    pub max_response_bytes: usize,
+}
+
 /// The validated façade: what the glue needs besides the pure core's settings.
+///
+/// With `upstream.discovery`, `settings.spec.upstream`'s two endpoints are placeholders (the
+/// document's URL) until the document is fetched: the glue builds the settings it uses from
+/// the fetched endpoints and never sends anyone to these.
 #[derive(Debug)]
 pub struct Facade {
     pub settings: Settings,
@@ -28,11 +55,15 @@ pub struct Facade {
     /// The provider that verifies the tokens the façade hands out.
     pub provider: usize,
     /// The Envoy cluster that reaches the upstream token endpoint, and the callout's
-    /// `:authority`, `:path` and timeout.
+    /// timeout.
     pub token_cluster: String,
+    pub token_timeout_ms: u64,
+    /// The token callout's `:authority` and `:path` (empty with `discovery`: they come from
+    /// the fetched document).
     pub token_authority: String,
     pub token_path: String,
-    pub token_timeout_ms: u64,
+    /// `upstream.discovery`, when the endpoints come from the upstream's metadata.
+    pub discovery: Option<UpstreamDiscovery>,
     pub max_body_bytes: usize,
     pub body_timeout_ms: u64,
 }
@@ -148,56 +179,36 @@ pub(super) fn build(
             "must be the façade's client id at the IdP",
         ));
     }
-    if up.discovery.is_some() {
-        return Err(err(
-            "upstream.discovery",
-            "not supported yet: set upstream.authorization_endpoint and upstream.token_endpoint",
-        ));
-    }
-    let Some(authorization_endpoint) = up.authorization_endpoint else {
-        return Err(err(
-            "upstream.authorization_endpoint",
-            "is required (the IdP's authorization endpoint URL)",
-        ));
+    let endpoints = match (up.discovery, up.authorization_endpoint, up.token_endpoint) {
+        (Some(d), None, None) => Endpoints::Discovered(upstream_discovery(d)?),
+        (Some(_), _, _) => {
+            return Err(err(
+                "upstream.discovery",
+                "set either upstream.discovery or upstream.authorization_endpoint and \
+                 upstream.token_endpoint, not both",
+            ))
+        }
+        (None, a, t) => Endpoints::Static(static_endpoints(a, t)?),
     };
-    check_url(
-        &format!("{F}.upstream.authorization_endpoint"),
-        &authorization_endpoint,
-    )?;
-    let Some(token) = up.token_endpoint else {
-        return Err(err(
-            "upstream.token_endpoint",
-            "is required ({uri, cluster, timeout}: the IdP's token endpoint and the Envoy \
-             cluster that reaches it)",
-        ));
-    };
-    check_url(&format!("{F}.upstream.token_endpoint.uri"), &token.uri)?;
-    if token.uri.contains('?') {
-        return Err(err("upstream.token_endpoint.uri", "must not have a query"));
-    }
-    let token_cluster = token.cluster.trim().to_string();
-    if token_cluster.is_empty() {
-        return Err(err(
-            "upstream.token_endpoint.cluster",
-            "must name the Envoy cluster that reaches the identity provider",
-        ));
-    }
-    let token_timeout_ms = duration_ms(
-        &format!("{F}.upstream.token_endpoint.timeout"),
-        token.timeout.as_deref(),
-        DEFAULT_TOKEN_TIMEOUT_MS,
-    )?;
-    if !(100..=60_000).contains(&token_timeout_ms) {
-        return Err(err(
-            "upstream.token_endpoint.timeout",
-            "must be between 100ms and 60s",
-        ));
-    }
-    let origin = origin_of(&token.uri);
-    let token_authority = origin.split_once("://").map_or("", |(_, a)| a).to_string();
-    let token_path = match token.uri.get(origin.len()..) {
-        Some(p) if !p.is_empty() => p.to_string(),
-        _ => "/".to_string(),
+    let (authorization_endpoint, token_uri, token_cluster, token_timeout_ms, discovery) =
+        match endpoints {
+            Endpoints::Static(s) => (s.authorization, s.token_uri, s.cluster, s.timeout_ms, None),
+            Endpoints::Discovered((d, cluster, timeout_ms)) => {
+                // Placeholders until the document is fetched (see `Facade`).
+                let placeholder = d.uri.split('?').next().unwrap_or(&d.uri).to_string();
+                (
+                    placeholder.clone(),
+                    placeholder,
+                    cluster,
+                    timeout_ms,
+                    Some(d),
+                )
+            }
+        };
+    let (token_authority, token_path) = if discovery.is_some() {
+        (String::new(), String::new())
+    } else {
+        authority_and_path(&token_uri)
     };
 
     let client_secret = match &up.client_secret_env {
@@ -274,7 +285,7 @@ pub(super) fn build(
         ttl,
         upstream: Upstream {
             authorization_endpoint,
-            token_endpoint: token.uri,
+            token_endpoint: token_uri,
             client_id: up.client_id,
             client_secret,
             client_auth,
@@ -292,10 +303,164 @@ pub(super) fn build(
         keys,
         provider,
         token_cluster,
+        token_timeout_ms,
         token_authority,
         token_path,
-        token_timeout_ms,
+        discovery,
         max_body_bytes,
         body_timeout_ms,
     })
+}
+
+/// `:authority` and `:path` of the token callout for an absolute URL (checked before).
+pub fn authority_and_path(uri: &str) -> (String, String) {
+    let origin = origin_of(uri);
+    let authority = origin.split_once("://").map_or("", |(_, a)| a).to_string();
+    let path = match uri.get(origin.len()..) {
+        Some(p) if !p.is_empty() => p.to_string(),
+        _ => "/".to_string(),
+    };
+    (authority, path)
+}
+
+struct StaticEndpoints {
+    authorization: String,
+    token_uri: String,
+    cluster: String,
+    timeout_ms: u64,
+}
+
+enum Endpoints {
+    Static(StaticEndpoints),
+    /// The discovery settings, the token callout's cluster and timeout.
+    Discovered((UpstreamDiscovery, String, u64)),
+}
+
+fn token_timeout(field: &str, v: Option<&str>) -> Result<u64, ConfigError> {
+    let ms = duration_ms(&format!("{F}.{field}"), v, DEFAULT_TOKEN_TIMEOUT_MS)?;
+    if !(100..=60_000).contains(&ms) {
+        return Err(err(field, "must be between 100ms and 60s"));
+    }
+    Ok(ms)
+}
+
+fn static_endpoints(
+    authorization_endpoint: Option<String>,
+    token_endpoint: Option<RawHttpUri>,
+) -> Result<StaticEndpoints, ConfigError> {
+    let Some(authorization_endpoint) = authorization_endpoint else {
+        return Err(err(
+            "upstream.authorization_endpoint",
+            "is required (the IdP's authorization endpoint URL), unless upstream.discovery \
+             names the IdP's metadata document",
+        ));
+    };
+    check_url(
+        &format!("{F}.upstream.authorization_endpoint"),
+        &authorization_endpoint,
+    )?;
+    let Some(token) = token_endpoint else {
+        return Err(err(
+            "upstream.token_endpoint",
+            "is required ({uri, cluster, timeout}: the IdP's token endpoint and the Envoy \
+             cluster that reaches it), unless upstream.discovery names the IdP's metadata \
+             document",
+        ));
+    };
+    check_url(&format!("{F}.upstream.token_endpoint.uri"), &token.uri)?;
+    if token.uri.contains('?') {
+        return Err(err("upstream.token_endpoint.uri", "must not have a query"));
+    }
+    let cluster = token.cluster.trim().to_string();
+    if cluster.is_empty() {
+        return Err(err(
+            "upstream.token_endpoint.cluster",
+            "must name the Envoy cluster that reaches the identity provider",
+        ));
+    }
+    let timeout_ms = token_timeout("upstream.token_endpoint.timeout", token.timeout.as_deref())?;
+    Ok(StaticEndpoints {
+        authorization: authorization_endpoint,
+        token_uri: token.uri,
+        cluster,
+        timeout_ms,
+    })
+}
+
+fn upstream_discovery(
+    d: RawUpstreamDiscovery,
+) -> Result<(UpstreamDiscovery, String, u64), ConfigError> {
+    let target = crate::keys::fetch::Target::parse(&d.http_uri.uri)
+        .map_err(|e| err("upstream.discovery.http_uri.uri", e))?;
+    let cluster = d.http_uri.cluster.trim().to_string();
+    if cluster.is_empty() {
+        return Err(err(
+            "upstream.discovery.http_uri.cluster",
+            "must name the Envoy cluster that reaches the identity provider",
+        ));
+    }
+    let timeout_ms = duration_ms(
+        &format!("{F}.upstream.discovery.http_uri.timeout"),
+        d.http_uri.timeout.as_deref(),
+        crate::config::DEFAULT_FETCH_TIMEOUT_MS,
+    )?;
+    if !(100..=60_000).contains(&timeout_ms) {
+        return Err(err(
+            "upstream.discovery.http_uri.timeout",
+            "must be between 100ms and 60s",
+        ));
+    }
+    if let Some(i) = &d.issuer {
+        check_url(&format!("{F}.upstream.discovery.issuer"), i)?;
+    }
+    let token_cluster = match d.token_cluster.as_deref().map(str::trim) {
+        None => None,
+        Some("") => {
+            return Err(err(
+                "upstream.discovery.token_cluster",
+                "must name an Envoy cluster (or leave it out to use http_uri.cluster)",
+            ))
+        }
+        Some(c) => Some(c.to_string()),
+    };
+    let token_timeout_ms = token_timeout(
+        "upstream.discovery.token_timeout",
+        d.token_timeout.as_deref(),
+    )?;
+    let refresh_ms = duration_ms(
+        &format!("{F}.upstream.discovery.cache_duration"),
+        d.cache_duration.as_deref(),
+        DEFAULT_UPSTREAM_METADATA_REFRESH_MS,
+    )?;
+    if refresh_ms < 60_000 {
+        return Err(err(
+            "upstream.discovery.cache_duration",
+            "must be at least 60s",
+        ));
+    }
+    let max_response_bytes = d
+        .max_response_bytes
+        .unwrap_or(crate::keys::fetch::DEFAULT_MAX_RESPONSE_BYTES);
+    if !(1024..=16 * 1024 * 1024).contains(&max_response_bytes) {
+        return Err(err(
+            "upstream.discovery.max_response_bytes",
+            "must be between 1024 and 16777216",
+        ));
+    }
+    let token_cluster_set = token_cluster.is_some();
+    let token_cluster = token_cluster.unwrap_or_else(|| cluster.clone());
+    Ok((
+        UpstreamDiscovery {
+            uri: d.http_uri.uri,
+            target,
+            cluster,
+            timeout_ms,
+            issuer: d.issuer.map(|i| i.to_string()),
+            token_cluster_set,
+            refresh_ms,
+            max_response_bytes,
+        },
+        token_cluster,
+        token_timeout_ms,
+    ))
 }

@@ -35,7 +35,7 @@ mod provider;
 mod raw;
 mod rules;
 
-pub use facade::{EnvLookup, Facade};
+pub use facade::{authority_and_path, EnvLookup, Facade, UpstreamDiscovery};
 use prm::*;
 use provider::*;
 use raw::*;

@@ -133,6 +133,17 @@ pub(super) struct RawProtectedResource {
     pub(super) resource_tos_uri: Option<String>,
 }
 
+/// `authorization_server.upstream.discovery`: the upstream's endpoints from its metadata.
+#[derive(Default)]
+pub(super) struct RawUpstreamDiscovery {
+    pub(super) http_uri: RawHttpUri,
+    pub(super) issuer: Option<String>,
+    pub(super) token_cluster: Option<String>,
+    pub(super) token_timeout: Option<String>,
+    pub(super) cache_duration: Option<String>,
+    pub(super) max_response_bytes: Option<usize>,
+}
+
 /// `authorization_server`: the sign-in façade (issue 19). Secrets are never here: only the
 /// names of the VM environment variables that hold them.
 #[derive(Default)]
@@ -155,7 +166,7 @@ pub(super) struct RawAuthorizationServer {
 
 #[derive(Default)]
 pub(super) struct RawUpstream {
-    pub(super) discovery: Option<RawRemote>,
+    pub(super) discovery: Option<RawUpstreamDiscovery>,
     pub(super) authorization_endpoint: Option<String>,
     pub(super) token_endpoint: Option<RawHttpUri>,
     pub(super) client_id: String,
@@ -695,6 +706,34 @@ impl RawAuthorizationServer {
 }
 
 #[cfg(feature = "facade")]
+impl RawUpstreamDiscovery {
+    #[inline(never)]
+    fn read(v: &Value, path: &str, errs: &mut Errs) -> Self {
+        let o = Obj::open(
+            v,
+            path,
+            errs,
+            &[
+                "http_uri",
+                "issuer",
+                "token_cluster",
+                "token_timeout",
+                "cache_duration",
+                "max_response_bytes",
+            ],
+        );
+        RawUpstreamDiscovery {
+            http_uri: o.req("http_uri", errs, RawHttpUri::read),
+            issuer: o.opt("issuer", errs, string),
+            token_cluster: o.opt("token_cluster", errs, string),
+            token_timeout: o.opt("token_timeout", errs, string),
+            cache_duration: o.opt("cache_duration", errs, string),
+            max_response_bytes: o.opt("max_response_bytes", errs, size),
+        }
+    }
+}
+
+#[cfg(feature = "facade")]
 impl RawUpstream {
     #[inline(never)]
     fn read(v: &Value, path: &str, errs: &mut Errs) -> Self {
@@ -716,7 +755,7 @@ impl RawUpstream {
             ],
         );
         RawUpstream {
-            discovery: o.opt("discovery", errs, RawRemote::read),
+            discovery: o.opt("discovery", errs, RawUpstreamDiscovery::read),
             authorization_endpoint: o.opt("authorization_endpoint", errs, string),
             token_endpoint: o.opt("token_endpoint", errs, RawHttpUri::read),
             client_id: o.req("client_id", errs, string),

@@ -721,3 +721,131 @@ fn facade_names_itself_only_for_its_providers_rules() {
         vec!["https://other.example.com"]
     );
 }
+
+/// `facade_base` with `upstream.discovery` in place of the two endpoints.
+fn facade_discovery() -> serde_json::Value {
+    let mut v = facade_base();
+    let up = v["authorization_server"]["upstream"]
+        .as_object_mut()
+        .unwrap();
+    up.remove("authorization_endpoint");
+    up.remove("token_endpoint");
+    up.insert(
+        "discovery".into(),
+        json!({"http_uri": {
+            "uri": "https://login.example.com/t/v2.0/.well-known/openid-configuration",
+            "cluster": "entra_meta", "timeout": "2s"}}),
+    );
+    v
+}
+
+#[test]
+fn facade_upstream_discovery_is_accepted_with_its_defaults() {
+    let c = facade_parse(&facade_discovery()).expect("valid");
+    let f = c.facade.as_ref().unwrap();
+    let d = f.discovery.as_ref().unwrap();
+    assert_eq!(
+        d.uri,
+        "https://login.example.com/t/v2.0/.well-known/openid-configuration"
+    );
+    assert_eq!(d.target.authority, "login.example.com");
+    assert_eq!((d.cluster.as_str(), d.timeout_ms), ("entra_meta", 2_000));
+    assert_eq!(d.issuer, None);
+    assert!(!d.token_cluster_set);
+    assert_eq!(d.refresh_ms, 24 * 3600 * 1000);
+    // The token callout goes through the document's cluster unless told otherwise.
+    assert_eq!(f.token_cluster, "entra_meta");
+    assert_eq!(f.token_timeout_ms, 10_000);
+    assert_eq!(
+        (f.token_authority.as_str(), f.token_path.as_str()),
+        ("", "")
+    );
+
+    let mut v = facade_discovery();
+    let disc = &mut v["authorization_server"]["upstream"]["discovery"];
+    disc["issuer"] = json!("https://login.example.com/t/v2.0");
+    disc["token_cluster"] = json!("entra_token");
+    disc["token_timeout"] = json!("4s");
+    disc["cache_duration"] = json!("3600s");
+    disc["max_response_bytes"] = json!(65536);
+    let c = facade_parse(&v).expect("valid");
+    let f = c.facade.as_ref().unwrap();
+    let d = f.discovery.as_ref().unwrap();
+    assert_eq!(
+        d.issuer.as_deref(),
+        Some("https://login.example.com/t/v2.0")
+    );
+    assert!(d.token_cluster_set);
+    assert_eq!(
+        (f.token_cluster.as_str(), f.token_timeout_ms),
+        ("entra_token", 4_000)
+    );
+    assert_eq!((d.refresh_ms, d.max_response_bytes), (3_600_000, 65_536));
+}
+
+#[test]
+fn facade_upstream_discovery_refusals_name_the_field() {
+    type Change = fn(&mut serde_json::Value);
+    let cases: Vec<(Change, &str)> = vec![
+        (
+            |v| {
+                v["authorization_server"]["upstream"]["token_endpoint"] =
+                    json!({"uri": "https://x/t", "cluster": "x"})
+            },
+            "authorization_server.upstream.discovery",
+        ),
+        (
+            |v| {
+                v["authorization_server"]["upstream"]["discovery"]["http_uri"]["uri"] =
+                    json!("ftp://x/")
+            },
+            "authorization_server.upstream.discovery.http_uri.uri",
+        ),
+        (
+            |v| {
+                v["authorization_server"]["upstream"]["discovery"]["http_uri"]["cluster"] =
+                    json!("")
+            },
+            "authorization_server.upstream.discovery.http_uri.cluster",
+        ),
+        (
+            |v| {
+                v["authorization_server"]["upstream"]["discovery"]["http_uri"]["timeout"] =
+                    json!("90s")
+            },
+            "authorization_server.upstream.discovery.http_uri.timeout",
+        ),
+        (
+            |v| v["authorization_server"]["upstream"]["discovery"]["token_cluster"] = json!(" "),
+            "authorization_server.upstream.discovery.token_cluster",
+        ),
+        (
+            |v| v["authorization_server"]["upstream"]["discovery"]["token_timeout"] = json!("10ms"),
+            "authorization_server.upstream.discovery.token_timeout",
+        ),
+        (
+            |v| v["authorization_server"]["upstream"]["discovery"]["cache_duration"] = json!("5s"),
+            "authorization_server.upstream.discovery.cache_duration",
+        ),
+        (
+            |v| {
+                v["authorization_server"]["upstream"]["discovery"]["max_response_bytes"] = json!(10)
+            },
+            "authorization_server.upstream.discovery.max_response_bytes",
+        ),
+        (
+            |v| v["authorization_server"]["upstream"]["discovery"]["issuer"] = json!("not a url"),
+            "authorization_server.upstream.discovery.issuer",
+        ),
+        (
+            |v| v["authorization_server"]["upstream"]["discovery"]["jwks_cluster"] = json!("x"),
+            "authorization_server.upstream.discovery.jwks_cluster",
+        ),
+    ];
+    for (i, (change, field)) in cases.iter().enumerate() {
+        let mut v = facade_discovery();
+        change(&mut v);
+        let e = facade_parse(&v).expect_err(&format!("case {i} must be refused"));
+        assert_eq!(e.field, *field, "case {i}: {e}");
+    }
+}

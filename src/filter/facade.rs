@@ -20,20 +20,39 @@
 //! façade code replayed at another replica; a façade refresh token replayed at another
 //! replica is refused there only if the IdP rotates refresh tokens.
 
+//!
+//! With `upstream.discovery`, the root context's [`MetadataFetcher`] fetches the upstream's
+//! metadata document by callout (on the first tick, again after `cache_duration`, after a
+//! failure with backoff) and puts the settings built from its endpoints into the
+//! [`UpstreamState`] the request contexts read. Each worker VM fetches for itself, and the
+//! accepted endpoints also go to shared data ([`ENDPOINTS_PREFIX`]), where a VM whose own
+//! fetch has not finished finds them. Until a
+//! document was accepted, `/authorize`, `/consent` and `/token` answer 503 (a page, or the
+//! JSON error `temporarily_unavailable`) with a log line giving the last fetch error.
+
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use super::host::{self, Metrics};
-use crate::config::Facade;
+use crate::config::{authority_and_path, Config, Facade, UpstreamDiscovery};
 use crate::http::headers::Headers;
+use crate::oauth::discovery::{self, Schedule};
 use crate::oauth::random::{NoRandomness, Random};
+use crate::oauth::settings::Settings;
 use crate::oauth::used::{self as ledger, Record, Ring};
-use crate::oauth::{self, Continuation, Ctx, Endpoint, Outcome, Request, Response, Used};
+use crate::oauth::{self, page, Continuation, Ctx, Endpoint, Outcome, Request, Response, Used};
 
 /// Shared-data key prefix of the used-id slots (`<prefix><ring>.<slot>`).
 pub const USED_PREFIX: &str = "mcp_edge_auth.facade.used.";
 
 /// Reads and compare-and-swap writes one record may take before it gives up (fails closed).
 pub const CAS_ATTEMPTS: usize = 8;
+
+/// Shared-data key prefix (then the document's URL) of the endpoints the last accepted
+/// upstream metadata document named: `<authorization_endpoint>\n<token_endpoint>`. A VM
+/// that has not fetched the document itself yet takes them from there.
+pub const ENDPOINTS_PREFIX: &str = "mcp_edge_auth.facade.upstream_endpoints.";
 
 /// Upstream token responses larger than this are treated as unreadable.
 const MAX_TOKEN_RESPONSE: usize = 256 * 1024;
@@ -47,11 +66,46 @@ impl Random for WasiRandom {
     }
 }
 
+/// The upstream endpoints in use: the configured ones, or those of the fetched metadata.
+pub struct Live {
+    pub settings: Settings,
+    /// The token callout's `:authority` and `:path`.
+    pub token_authority: String,
+    pub token_path: String,
+}
+
+/// What the request contexts of this VM read: the endpoints in use (none yet with
+/// `discovery` before a document was accepted) and why the last fetch failed.
+#[derive(Default)]
+pub struct UpstreamState {
+    pub live: Option<Rc<Live>>,
+    pub last_error: Option<String>,
+}
+
+pub type SharedUpstream = Rc<RefCell<UpstreamState>>;
+
+/// The state at configuration: the configured endpoints, or none until discovery.
+pub fn initial_upstream(f: Option<&Facade>) -> SharedUpstream {
+    let live = f.filter(|f| f.discovery.is_none()).map(|f| {
+        Rc::new(Live {
+            settings: f.settings.clone(),
+            token_authority: f.token_authority.clone(),
+            token_path: f.token_path.clone(),
+        })
+    });
+    Rc::new(RefCell::new(UpstreamState {
+        live,
+        last_error: None,
+    }))
+}
+
 /// A token callout on its way: its answer goes through `then`.
 pub struct Pending {
     pub token: u32,
     pub then: Continuation,
     pub started_ms: u64,
+    /// The endpoints the call was made with.
+    pub live: Rc<Live>,
 }
 
 fn name(e: Endpoint) -> &'static str {
@@ -167,14 +221,82 @@ pub enum Step {
     Calling(Pending),
 }
 
-/// Runs the façade on a complete request (`body` empty when it had none).
+/// The endpoints that send to or call the upstream.
+fn needs_upstream(e: Endpoint) -> bool {
+    matches!(e, Endpoint::Authorize | Endpoint::Consent | Endpoint::Token)
+}
+
+/// The answer while the upstream's metadata has not been fetched (503).
+fn upstream_unknown(f: &Facade, metrics: &Metrics, endpoint: Endpoint, last_error: Option<&str>) {
+    let uri = f.discovery.as_ref().map_or("", |d| d.uri.as_str());
+    log::warn!(
+        "façade {}: answering 503: the upstream's metadata ({uri}) has not been fetched yet \
+         (last attempt: {})",
+        name(endpoint),
+        last_error.unwrap_or("none finished yet")
+    );
+    metrics.increment("mcp_edge_auth.facade.upstream_metadata_missing");
+    let r = if endpoint == Endpoint::Token {
+        Response::oauth_error(
+            503,
+            "temporarily_unavailable",
+            "the identity provider's metadata (upstream.discovery) has not been fetched yet; \
+             try again shortly",
+        )
+        .header("access-control-allow-origin", "*")
+    } else {
+        page::error(
+            503,
+            "Sign-in temporarily unavailable",
+            "The identity provider's metadata could not be fetched yet, so sign-in cannot \
+             start. Try again in a few seconds; if it persists, the proxy's log says why.",
+        )
+    }
+    .header("retry-after", "5");
+    send(&r);
+}
+
+/// Runs the façade on a complete request (`body` empty when it had none). `upstream`: the
+/// endpoints in use on this VM.
 pub fn run(
     f: &Facade,
+    upstream: &SharedUpstream,
     metrics: &Metrics,
     endpoint: Endpoint,
     headers: &Headers,
     body: &[u8],
 ) -> Step {
+    let (live, last_error) = {
+        let u = upstream.borrow();
+        (u.live.clone(), u.last_error.clone())
+    };
+    let live = match live {
+        Some(l) => Some(l),
+        // Another worker VM may have fetched the document already.
+        None => f.discovery.as_ref().and_then(|d| {
+            let (bytes, _) = host::shared_get(&format!("{ENDPOINTS_PREFIX}{}", d.uri));
+            let text = String::from_utf8(bytes?).ok()?;
+            let (authorization_endpoint, token_endpoint) = text.split_once('\n')?;
+            let live = Rc::new(
+                live_from(
+                    f,
+                    discovery::Endpoints {
+                        authorization_endpoint: authorization_endpoint.to_string(),
+                        token_endpoint: token_endpoint.to_string(),
+                    },
+                )
+                .ok()?,
+            );
+            upstream.borrow_mut().live = Some(Rc::clone(&live));
+            Some(live)
+        }),
+    };
+    if live.is_none() && needs_upstream(endpoint) {
+        upstream_unknown(f, metrics, endpoint, last_error.as_deref());
+        return Step::Done;
+    }
+    // Metadata, registration and the callback never touch the upstream's endpoints.
+    let settings = live.as_ref().map_or(&f.settings, |l| &l.settings);
     let cookies: Vec<&str> = headers.all("cookie").collect();
     let req = Request {
         method: headers.get(":method").unwrap_or(""),
@@ -190,7 +312,7 @@ pub fn run(
     let now = now_ms / 1000;
     let mut rng = WasiRandom;
     let mut ctx = Ctx {
-        settings: &f.settings,
+        settings,
         keys: &f.keys,
         now,
         rng: &mut rng,
@@ -204,6 +326,10 @@ pub fn run(
             Step::Done
         }
         Outcome::Upstream(call) => {
+            let Some(live) = live else {
+                upstream_unknown(f, metrics, endpoint, last_error.as_deref());
+                return Step::Done;
+            };
             let used = &call.mark_used;
             if let Err(e) = record_used(f, used, now) {
                 let r = match e {
@@ -227,8 +353,8 @@ pub fn run(
             }
             let mut hs: Vec<(&str, &str)> = Vec::with_capacity(call.headers.len() + 3);
             hs.push((":method", "POST"));
-            hs.push((":path", &f.token_path));
-            hs.push((":authority", &f.token_authority));
+            hs.push((":path", &live.token_path));
+            hs.push((":authority", &live.token_authority));
             for (n, v) in &call.headers {
                 hs.push((n, v.as_str()));
             }
@@ -237,6 +363,7 @@ pub fn run(
                     token,
                     then: call.then,
                     started_ms: now_ms,
+                    live,
                 }),
                 Err(e) => {
                     log::error!("façade token: the upstream token request was not sent: {e}");
@@ -308,7 +435,7 @@ pub fn finish(f: &Facade, metrics: &Metrics, pending: Pending, body_size: usize)
         }
         let mut rng = WasiRandom;
         let mut ctx = Ctx {
-            settings: &f.settings,
+            settings: &pending.live.settings,
             keys: &f.keys,
             now: now_ms / 1000,
             rng: &mut rng,
@@ -346,4 +473,169 @@ pub fn too_large(metrics: &Metrics, endpoint: Endpoint, limit: usize) {
     );
     count(metrics, endpoint, r.status);
     send(&r);
+}
+
+/// The settings for endpoints a metadata document named (the core checks them again).
+fn live_from(f: &Facade, endpoints: discovery::Endpoints) -> Result<Live, String> {
+    let mut spec = f.settings.spec.clone();
+    spec.upstream.authorization_endpoint = endpoints.authorization_endpoint;
+    spec.upstream.token_endpoint = endpoints.token_endpoint;
+    let (token_authority, token_path) = authority_and_path(&spec.upstream.token_endpoint);
+    let settings = Settings::new(spec).map_err(|e| format!("the endpoints it names: {e}"))?;
+    Ok(Live {
+        settings,
+        token_authority,
+        token_path,
+    })
+}
+
+/// Root-context side of `upstream.discovery`: fetches the upstream's metadata document and
+/// keeps this VM's [`UpstreamState`] current.
+pub struct MetadataFetcher {
+    config: Rc<Config>,
+    discovery: UpstreamDiscovery,
+    upstream: SharedUpstream,
+    metrics: Rc<Metrics>,
+    schedule: Schedule,
+    in_flight: Option<u32>,
+}
+
+impl MetadataFetcher {
+    /// `None` unless the configuration has a façade with `upstream.discovery`.
+    pub fn new(
+        config: Rc<Config>,
+        upstream: SharedUpstream,
+        metrics: Rc<Metrics>,
+    ) -> Option<MetadataFetcher> {
+        let discovery = config.facade()?.discovery.clone()?;
+        Some(MetadataFetcher {
+            config,
+            discovery,
+            upstream,
+            metrics,
+            schedule: Schedule::default(),
+            in_flight: None,
+        })
+    }
+
+    pub fn tick(&mut self, now_ms: u64) {
+        if !self.schedule.due(now_ms) {
+            return;
+        }
+        let d = &self.discovery;
+        match host::dispatch_get(&d.cluster, &d.target.request_headers(), d.timeout_ms) {
+            Ok(token) => {
+                self.in_flight = Some(token);
+                self.schedule.started(now_ms);
+            }
+            Err(e) => self.failed(now_ms, format!("callout not sent: {e}")),
+        }
+    }
+
+    /// The answer to a callout; `false` when it was not this fetcher's.
+    pub fn on_response(&mut self, token: u32, body_size: usize, now_ms: u64) -> bool {
+        if self.in_flight != Some(token) {
+            return false;
+        }
+        self.in_flight = None;
+        let limit = self.discovery.max_response_bytes;
+        let (status, body) = host::call_response(body_size, limit);
+        let status = status.and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+        let body = body.unwrap_or_default();
+        let envoy_local = status == 503
+            && (body.starts_with(b"upstream connect error")
+                || body.starts_with(b"no healthy upstream"));
+        let status = if envoy_local { 0 } else { status };
+        let result = if status == 200 && body_size > limit {
+            Err(format!(
+                "response of {body_size} bytes exceeds the {limit}-byte limit \
+                 (upstream.discovery.max_response_bytes)"
+            ))
+        } else {
+            self.accept(status, &body)
+        };
+        match result {
+            Ok(live) => {
+                let changed = self.upstream.borrow().live.as_ref().is_none_or(|old| {
+                    old.settings.spec.upstream.authorization_endpoint
+                        != live.settings.spec.upstream.authorization_endpoint
+                        || old.settings.spec.upstream.token_endpoint
+                            != live.settings.spec.upstream.token_endpoint
+                });
+                if changed {
+                    log::info!(
+                        "sign-in façade: upstream metadata from {}: authorization_endpoint {}, \
+                         token_endpoint {} (token callouts via cluster {})",
+                        self.discovery.uri,
+                        live.settings.spec.upstream.authorization_endpoint,
+                        live.settings.spec.upstream.token_endpoint,
+                        self.config
+                            .facade()
+                            .map_or("", |f| f.token_cluster.as_str())
+                    );
+                }
+                self.metrics
+                    .increment("mcp_edge_auth.facade.upstream_metadata_ok");
+                let mut u = self.upstream.borrow_mut();
+                u.live = Some(Rc::new(live));
+                u.last_error = None;
+                drop(u);
+                self.schedule.succeeded(now_ms, self.discovery.refresh_ms);
+            }
+            Err(e) => self.failed(now_ms, e),
+        }
+        true
+    }
+
+    /// Checks the document and builds the settings from its endpoints.
+    fn accept(&self, status: u16, body: &[u8]) -> Result<Live, String> {
+        let Some(f) = self.config.facade() else {
+            return Err("no façade configured".into());
+        };
+        let d = &self.discovery;
+        let rules = discovery::Rules {
+            document_uri: &d.uri,
+            issuer: d.issuer.as_deref(),
+            token_cluster_set: d.token_cluster_set,
+            max_bytes: d.max_response_bytes,
+        };
+        let endpoints = discovery::parse(status, body, &rules).map_err(|e| e.to_string())?;
+        let shared = format!(
+            "{}\n{}",
+            endpoints.authorization_endpoint, endpoints.token_endpoint
+        );
+        let live = live_from(f, endpoints)?;
+        host::shared_set(
+            &format!("{ENDPOINTS_PREFIX}{}", d.uri),
+            shared.as_bytes(),
+            None,
+        );
+        Ok(live)
+    }
+
+    fn failed(&mut self, now_ms: u64, error: String) {
+        let jitter = f64::from(host::clock_nanos() % 1000) / 1000.0;
+        let delay = self.schedule.failed(now_ms, jitter);
+        self.metrics
+            .increment("mcp_edge_auth.facade.upstream_metadata_error");
+        let have = self.upstream.borrow().live.is_some();
+        let d = &self.discovery;
+        let line = format!(
+            "sign-in façade: upstream metadata {} via cluster {}: {error}; {}retrying in {} ms",
+            d.uri,
+            d.cluster,
+            if have {
+                "keeping the endpoints fetched before; "
+            } else {
+                "/authorize and /token answer 503 until it succeeds; "
+            },
+            delay
+        );
+        if have {
+            log::warn!("{line}");
+        } else {
+            log::error!("{line}");
+        }
+        self.upstream.borrow_mut().last_error = Some(error);
+    }
 }

@@ -57,6 +57,8 @@ pub type Holds = Rc<RefCell<HashMap<u32, Hold>>>;
 #[derive(Clone)]
 pub struct Shared {
     pub config: Rc<Config>,
+    /// The sign-in façade's upstream endpoints on this VM.
+    pub facade_upstream: facade::SharedUpstream,
     pub metrics: Rc<Metrics>,
     pub cache: Rc<KeyCache>,
     pub waiters: Waiters,
@@ -306,7 +308,9 @@ impl Http {
         body: &[u8],
     ) -> Action {
         if let Some(f) = s.config.facade() {
-            if let facade::Step::Calling(p) = facade::run(f, &s.metrics, endpoint, &headers, body) {
+            if let facade::Step::Calling(p) =
+                facade::run(f, &s.facade_upstream, &s.metrics, endpoint, &headers, body)
+            {
                 self.facade = Some(p);
             }
         }

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 
+use super::facade::{self, MetadataFetcher};
 use super::fetcher::Fetcher;
 use super::host::{self, Metrics};
 use super::http::{self, Http, Shared};
@@ -24,6 +25,8 @@ pub struct Root {
     metrics: Rc<Metrics>,
     shared: Option<Shared>,
     fetcher: Option<Fetcher>,
+    /// The sign-in façade's `upstream.discovery`, when configured.
+    facade_metadata: Option<MetadataFetcher>,
 }
 
 impl Root {
@@ -33,6 +36,7 @@ impl Root {
             metrics: Rc::new(Metrics::default()),
             shared: None,
             fetcher: None,
+            facade_metadata: None,
         }
     }
 
@@ -159,8 +163,14 @@ impl Context for Root {
         _num_trailers: usize,
     ) {
         let now = host::now_millis();
-        if let Some(f) = self.fetcher.as_mut() {
-            f.on_response(token_id, body_size, now);
+        let facade = self
+            .facade_metadata
+            .as_mut()
+            .is_some_and(|m| m.on_response(token_id, body_size, now));
+        if !facade {
+            if let Some(f) = self.fetcher.as_mut() {
+                f.on_response(token_id, body_size, now);
+            }
         }
         self.wake(now);
     }
@@ -188,6 +198,7 @@ impl RootContext for Root {
                 log::error!("{e}");
                 self.shared = None;
                 self.fetcher = None;
+                self.facade_metadata = None;
                 return false;
             }
         };
@@ -214,15 +225,32 @@ impl RootContext for Root {
             cfg.rules.len()
         );
         if let Some(f) = cfg.facade() {
-            log::info!(
-                "sign-in façade: issuer {}, upstream token endpoint {} via cluster {}, {} sealing key(s)",
-                f.settings.spec.issuer,
-                f.settings.spec.upstream.token_endpoint,
-                f.token_cluster,
-                f.keys.len()
-            );
+            match &f.discovery {
+                None => log::info!(
+                    "sign-in façade: issuer {}, upstream token endpoint {} via cluster {}, {} sealing key(s)",
+                    f.settings.spec.issuer,
+                    f.settings.spec.upstream.token_endpoint,
+                    f.token_cluster,
+                    f.keys.len()
+                ),
+                Some(d) => log::info!(
+                    "sign-in façade: issuer {}, upstream endpoints from the metadata at {} via \
+                     cluster {} (token callouts via cluster {}), {} sealing key(s)",
+                    f.settings.spec.issuer,
+                    d.uri,
+                    d.cluster,
+                    f.token_cluster,
+                    f.keys.len()
+                ),
+            }
             super::facade::init_used_slots(f);
         }
+        let facade_upstream = facade::initial_upstream(cfg.facade());
+        self.facade_metadata = MetadataFetcher::new(
+            Rc::clone(&cfg),
+            Rc::clone(&facade_upstream),
+            Rc::clone(&self.metrics),
+        );
         let cache = Rc::new(KeyCache::new(Rc::clone(&cfg), Rc::clone(&self.metrics)));
         cache.set_now(host::now_millis());
         let owner = format!("vm-{}-{}", self.context_id, host::clock_nanos());
@@ -233,8 +261,10 @@ impl RootContext for Root {
             owner,
         );
         let has_remote = fetcher.remote_providers().next().is_some();
-        if has_remote {
-            fetcher.init_shared_state();
+        if has_remote || self.facade_metadata.is_some() {
+            if has_remote {
+                fetcher.init_shared_state();
+            }
             host::set_tick_period_ms(TICK_MS);
         } else {
             // Body deadlines, and following Envoy's log level (not done per request).
@@ -243,6 +273,7 @@ impl RootContext for Root {
         self.fetcher = Some(fetcher);
         self.shared = Some(Shared {
             config: cfg,
+            facade_upstream,
             metrics: Rc::clone(&self.metrics),
             cache,
             waiters: Rc::new(RefCell::new(Vec::new())),
@@ -260,6 +291,9 @@ impl RootContext for Root {
         }
         if let Some(f) = self.fetcher.as_mut() {
             f.tick(now);
+        }
+        if let Some(m) = self.facade_metadata.as_mut() {
+            m.tick(now);
         }
         self.wake(now);
         self.expire_bodies(now);

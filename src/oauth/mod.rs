@@ -20,6 +20,7 @@ pub mod callback;
 pub mod consent;
 pub mod cookie;
 pub mod ct;
+pub mod discovery;
 pub mod form;
 pub mod metadata;
 pub mod page;

@@ -281,7 +281,7 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
-/// The plugin configuration examples the repository ships, as (label, JSON): the demo, every
+/// The plugin configuration examples the repository ships, as (label, JSON): the demo's two, every
 /// Envoy recipe, every Istio WasmPlugin pluginConfig and EnvoyFilter, the Envoy Gateway
 /// policies.
 pub fn shipped_plugin_configs() -> Vec<(String, Value)> {
@@ -289,6 +289,10 @@ pub fn shipped_plugin_configs() -> Vec<(String, Value)> {
     out.push((
         "envoy/demo-plugin.json".to_string(),
         serde_json::from_str(&read("envoy/demo-plugin.json")).unwrap(),
+    ));
+    out.push((
+        "envoy/demo-facade-plugin.json".to_string(),
+        serde_json::from_str(&read("envoy/demo-facade-plugin.json")).unwrap(),
     ));
     let mut yaml_files = files("envoy/recipes", ".yaml");
     yaml_files.extend(files("deploy/istio", ".yaml"));
