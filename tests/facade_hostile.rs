@@ -46,6 +46,9 @@ fn page(r: &Response, status: u16, text: &str, what: &str) {
 }
 
 /// A JSON OAuth error with this status, `error` and `error_description`.
+/// The `error_description` of a used or revoked façade refresh token.
+const REFRESH_REFUSED: &str = "the refresh token was already used, or a replay revoked the refresh tokens of this sign-in; sign in again";
+
 fn oauth_error(r: &Response, status: u16, error: &str, description: &str, what: &str) {
     assert_eq!(r.status, status, "{what}: {}", r.text());
     let v = r.json();
@@ -601,8 +604,30 @@ fn trace_logs_hold_no_secret_in_the_filters_lines() {
         &replay,
         400,
         "invalid_grant",
-        "the refresh token was already used",
+        REFRESH_REFUSED,
         "refresh replay",
+    );
+    // The replay revoked the family (RFC 9700 §4.14.2): the newest token, never used, is
+    // refused too, with a log line and a counter.
+    let revoked = s.refresh(&sign_in.client_id, &refresh2);
+    oauth_error(
+        &revoked,
+        400,
+        "invalid_grant",
+        REFRESH_REFUSED,
+        "refresh after the family was revoked",
+    );
+    assert!(
+        s.envoy
+            .logs()
+            .contains("every refresh token of its sign-in is revoked"),
+        "{}",
+        s.envoy.logs()
+    );
+    assert!(
+        s.envoy
+            .filter_stat_at_least("facade.refresh_family_revoked", 1)
+            >= 1
     );
 
     let mut c = McpClient::new(&format!("{}/mcp", s.base))

@@ -169,7 +169,7 @@ pub fn init_used_slots(f: &Facade) {
 
 fn used_slot(f: &Facade, used: &Used) -> (Ring, String) {
     let ring = Ring::of(used.kind, &f.settings.spec.ttl);
-    let key = ring.key(USED_PREFIX, ring.slot(used.expires_at));
+    let key = ring.key(USED_PREFIX, ring.slot(&used.id, used.expires_at));
     (ring, key)
 }
 
@@ -177,7 +177,7 @@ fn used_slot(f: &Facade, used: &Used) -> (Ring, String) {
 fn already_used(f: &Facade, used: &Used, now: u64) -> bool {
     let (_, key) = used_slot(f, used);
     match host::shared_get(&key).0 {
-        Some(v) => ledger::contains(&v, &used.id, now),
+        Some(v) => ledger::refused(&v, &used.id, used.generation, now),
         None => true,
     }
 }
@@ -185,6 +185,8 @@ fn already_used(f: &Facade, used: &Used, now: u64) -> bool {
 /// Why an id could not be recorded.
 enum NotRecorded {
     Replay,
+    /// A refresh token replayed: its family is revoked now.
+    Revoked,
     Refused(&'static str),
 }
 
@@ -196,14 +198,31 @@ fn record_used(f: &Facade, used: &Used, now: u64) -> Result<(), NotRecorded> {
         let (Some(value), Some(cas)) = (value, cas) else {
             return Err(NotRecorded::Refused("its slot does not exist"));
         };
-        match ledger::record(&value, &used.id, used.expires_at, now, ring.capacity) {
+        match ledger::record(
+            &ring,
+            &value,
+            &used.id,
+            used.generation,
+            used.expires_at,
+            now,
+        ) {
             Record::Added(bytes) => {
                 if host::shared_set(&key, &bytes, Some(cas)) {
                     return Ok(());
                 }
                 // Another worker wrote the slot since the read: decide again on its value.
             }
-            Record::Replay => return Err(NotRecorded::Replay),
+            Record::Replay(None) => return Err(NotRecorded::Replay),
+            Record::Replay(Some(revoking)) => {
+                if host::shared_set(&key, &revoking, Some(cas)) {
+                    log::warn!(
+                        "façade token: a refresh token was used twice; every refresh token \
+                         of its sign-in is revoked (RFC 9700 §4.14.2), the client must sign in \
+                         again"
+                    );
+                    return Err(NotRecorded::Revoked);
+                }
+            }
             Record::Full => return Err(NotRecorded::Refused("its slot is full")),
             Record::Unreadable => return Err(NotRecorded::Refused("its slot is unreadable")),
         }
@@ -334,6 +353,10 @@ pub fn run(
             if let Err(e) = record_used(f, used, now) {
                 let r = match e {
                     NotRecorded::Replay => oauth::token::replayed(used),
+                    NotRecorded::Revoked => {
+                        metrics.increment("mcp_edge_auth.facade.refresh_family_revoked");
+                        oauth::token::replayed(used)
+                    }
                     NotRecorded::Refused(why) => {
                         let ring = Ring::of(used.kind, &f.settings.spec.ttl);
                         log::error!(

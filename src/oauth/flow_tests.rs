@@ -2,7 +2,9 @@
 //! token → refresh, with the hostile variants at each step.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::HashMap;
+
+use super::used::{self, Record, Ring};
 
 use serde_json::{json, Value};
 
@@ -20,7 +22,8 @@ struct H {
     keys: Keys,
     rng: Counter,
     now: u64,
-    used: RefCell<HashSet<String>>,
+    /// The used-grant ledger's slots by key, recorded as the glue does (filter/facade.rs).
+    used: RefCell<HashMap<String, Vec<u8>>>,
     /// Every response body and header value seen, to search for leaked secrets.
     seen: Vec<String>,
 }
@@ -43,7 +46,7 @@ impl H {
             keys: Keys::new(&[KEY]).unwrap(),
             rng: Counter(11),
             now: 10_000,
-            used: RefCell::new(HashSet::new()),
+            used: RefCell::new(HashMap::new()),
             seen: Vec::new(),
         }
     }
@@ -67,8 +70,46 @@ impl H {
             now: self.now,
             rng: &mut self.rng,
         };
-        let used = self.used.borrow().clone();
-        let out = handle(&mut ctx, endpoint, &req, &|u| used.contains(&u.id));
+        let now = self.now;
+        let ttl = self.settings.spec.ttl;
+        let slot_of = |u: &Used| {
+            let ring = Ring::of(u.kind, &ttl);
+            (ring, ring.key("used.", ring.slot(&u.id, u.expires_at)))
+        };
+        let out = {
+            let slots = self.used.borrow();
+            handle(&mut ctx, endpoint, &req, &|u| {
+                let (_, key) = slot_of(u);
+                slots
+                    .get(&key)
+                    .is_some_and(|s| used::refused(s, &u.id, u.generation, now))
+            })
+        };
+        // What the glue does before the upstream call: record the use, or refuse.
+        let out = match out {
+            Outcome::Upstream(call) => {
+                let u = &call.mark_used;
+                let (ring, key) = slot_of(u);
+                let mut slots = self.used.borrow_mut();
+                let slot = slots.entry(key).or_insert_with(used::empty);
+                match used::record(&ring, slot, &u.id, u.generation, u.expires_at, now) {
+                    Record::Added(b) => {
+                        *slot = b;
+                        Outcome::Upstream(call)
+                    }
+                    Record::Replay(revoking) => {
+                        if let Some(b) = revoking {
+                            *slot = b;
+                        }
+                        Outcome::Respond(super::token::replayed(u))
+                    }
+                    Record::Full | Record::Unreadable => {
+                        Outcome::Respond(super::token::unrecorded())
+                    }
+                }
+            }
+            other => other,
+        };
         if let Outcome::Respond(resp) = &out {
             self.record(resp);
         }
@@ -92,10 +133,7 @@ impl H {
 
     fn upstream(&mut self, r: Req<'_>) -> UpstreamCall {
         match self.call(r) {
-            Outcome::Upstream(call) => {
-                self.used.borrow_mut().insert(call.mark_used.id.clone());
-                call
-            }
+            Outcome::Upstream(call) => call,
             Outcome::Respond(resp) => panic!(
                 "expected an upstream call, got {} {}",
                 resp.status,
@@ -368,10 +406,6 @@ fn full_flow_with_refresh_rotation() {
         .unwrap()
         .to_string();
     assert_ne!(rt1, rt2);
-    // The old refresh token again: refused.
-    let r = h.respond(h.token_req(&refresh));
-    assert_eq!(json_of(&r)["error"], "invalid_grant");
-    assert!(String::from_utf8_lossy(&r.body).contains("already used"));
     // The new one, by another client: refused.
     let other = h.register(&["http://127.0.0.1/cb"]);
     let r = h.respond(h.token_req(&[
@@ -404,6 +438,27 @@ fn full_flow_with_refresh_rotation() {
         form::parse(&call.body).unwrap().get("refresh_token"),
         Some("UP-RT-2")
     );
+    let resp = h.finish(
+        call,
+        200,
+        &json!({"access_token": "AT4", "token_type": "Bearer"}),
+    );
+    let rt4 = json_of(&resp)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The old refresh token again: refused, and with it the whole family (RFC 9700
+    // §4.14.2): the newest token, unused so far, is refused too.
+    let r = h.respond(h.token_req(&refresh));
+    assert_eq!(json_of(&r)["error"], "invalid_grant");
+    assert!(String::from_utf8_lossy(&r.body).contains("already used"));
+    let r = h.respond(h.token_req(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &rt4),
+        ("client_id", &client_id),
+    ]));
+    assert_eq!(json_of(&r)["error"], "invalid_grant");
+    assert!(String::from_utf8_lossy(&r.body).contains("sign in again"));
 
     // Debug of what the glue may log.
     let flow_state = up.get("state").unwrap();

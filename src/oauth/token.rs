@@ -8,7 +8,9 @@
 //!   S256 challenge. Upstream: the upstream code with the façade's verifier, its client id
 //!   and callback, its secret if configured, and `scope` again (Entra needs it, AADSTS28003).
 //! - `refresh_token`: the façade refresh token opens, is unexpired and unused, and belongs
-//!   to this client. Upstream: the wrapped upstream refresh token.
+//!   to this client. Upstream: the wrapped upstream refresh token. Each refresh token is one
+//!   generation of a family (one per sign-in); the next one is the family's next
+//!   generation, and using a generation already used revokes the family ([`super::used`]).
 //! - Tokens handed back are the upstream's (audience-bound to this API already), except the
 //!   refresh token, which is sealed and bound to the client id; each use returns a new one.
 //!
@@ -45,26 +47,35 @@ struct Refresh {
     upstream: String,
     client: String,
     scopes: Vec<String>,
-    id: String,
+    /// The sign-in this token descends from (random), and which of its tokens it is.
+    family: String,
+    generation: u32,
 }
 
-/// Sealed as `{"u", "c", "o", "j"}`.
+/// Sealed as `{"u", "c", "o", "f", "n"}`. A token sealed before families (`"j"`, its own
+/// id) opens as generation 0 of a family of that id.
 impl Sealed for Refresh {
     fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();
         put(&mut m, "u", self.upstream.as_str());
         put(&mut m, "c", self.client.as_str());
         put(&mut m, "o", self.scopes.as_slice());
-        put(&mut m, "j", self.id.as_str());
+        put(&mut m, "f", self.family.as_str());
+        m.insert("n".into(), Value::from(self.generation));
         m
     }
 
     fn from_json(m: &Map<String, Value>) -> Option<Refresh> {
+        let generation = match m.get("n") {
+            None => 0,
+            Some(n) => u32::try_from(n.as_u64()?).ok()?,
+        };
         Some(Refresh {
             upstream: fields::string(m, "u")?,
             client: fields::string(m, "c")?,
             scopes: fields::strings(m, "o")?,
-            id: fields::string(m, "j")?,
+            family: fields::string(m, "f").or_else(|| fields::string(m, "j"))?,
+            generation,
         })
     }
 }
@@ -72,9 +83,11 @@ impl Sealed for Refresh {
 /// An id to record as used until `expires_at` (unix seconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Used {
-    /// `code:<id>` or `refresh:<id>`.
+    /// `code:<id>` or `refresh:<family>`.
     pub id: String,
     pub kind: UsedKind,
+    /// 0 for a code; a refresh token's generation in its family.
+    pub generation: u32,
     pub expires_at: u64,
 }
 
@@ -86,10 +99,14 @@ pub fn replayed(used: &Used) -> Response {
         "invalid_grant",
         match used.kind {
             UsedKind::Code => "the code was already used",
-            UsedKind::Refresh => "the refresh token was already used",
+            UsedKind::Refresh => REFRESH_REPLAYED,
         },
     )
 }
+
+/// Why a used (or revoked) refresh token is refused.
+const REFRESH_REPLAYED: &str = "the refresh token was already used, or a replay revoked the \
+     refresh tokens of this sign-in; sign in again";
 
 /// The client's answer when the used-id ledger cannot record `used` (full, or too busy):
 /// refused, never redeemed unrecorded.
@@ -134,6 +151,9 @@ pub struct Continuation {
     /// For a refresh: the upstream refresh token in use, kept when the upstream does not
     /// send a new one.
     previous_refresh: Option<String>,
+    /// For a refresh: the family and generation of the refresh token to hand out (a new
+    /// family after a code).
+    next: Option<(String, u32)>,
 }
 
 impl std::fmt::Debug for Continuation {
@@ -242,7 +262,7 @@ pub fn token(
     let client = client_hash(&client_id);
     match params.get("grant_type") {
         Some("authorization_code") => authorization_code(ctx, &params, client, already_used),
-        Some("refresh_token") => refresh(ctx, &params, client, already_used),
+        Some("refresh_token") => refresh(ctx, &params, client),
         Some(_) => err(
             400,
             "unsupported_grant_type",
@@ -277,6 +297,7 @@ fn authorization_code(
     let used = Used {
         id: format!("code:{}", grant.id),
         kind: UsedKind::Code,
+        generation: 0,
         expires_at: expiry,
     };
     if already_used(&used) {
@@ -330,16 +351,12 @@ fn authorization_code(
             client,
             scopes: grant.scopes.clone(),
             previous_refresh: None,
+            next: None,
         },
     )
 }
 
-fn refresh(
-    ctx: &mut Ctx<'_>,
-    params: &Params,
-    client: String,
-    already_used: &dyn Fn(&Used) -> bool,
-) -> TokenOutcome {
+fn refresh(ctx: &mut Ctx<'_>, params: &Params, client: String) -> TokenOutcome {
     let Some(token) = params.get("refresh_token") else {
         return err(400, "invalid_request", "refresh_token is required");
     };
@@ -351,13 +368,26 @@ fn refresh(
         Err(e) => return expired_or_invalid(e, "refresh token"),
     };
     let used = Used {
-        id: format!("refresh:{}", rt.id),
+        id: format!("refresh:{}", rt.family),
         kind: UsedKind::Refresh,
+        generation: rt.generation,
         expires_at: expiry,
     };
-    if already_used(&used) {
-        return err(400, "invalid_grant", "the refresh token was already used");
-    }
+    // No early look at the ledger here (unlike codes): the glue's record decides, where a
+    // replay also revokes the family, which a read-only look could not.
+    // The last generation has no successor: the user signs in again (after 4 billion
+    // refreshes).
+    let Some(next) = rt
+        .generation
+        .checked_add(1)
+        .filter(|n| *n != super::used::REVOKED)
+    else {
+        return err(
+            400,
+            "invalid_grant",
+            "the refresh token's family is exhausted; sign in again",
+        );
+    };
     if rt.client != client {
         return err(
             400,
@@ -388,6 +418,7 @@ fn refresh(
             client,
             scopes: rt.scopes.clone(),
             previous_refresh: Some(rt.upstream.clone()),
+            next: Some((rt.family.clone(), next)),
         },
     )
 }
@@ -511,12 +542,17 @@ impl Continuation {
             .map(str::to_string)
             .or(self.previous_refresh);
         if let Some(upstream) = upstream_refresh {
-            let sealed = random::token(ctx.rng).and_then(|id| {
+            let next = match self.next {
+                Some(n) => Ok(n),
+                None => random::token(ctx.rng).map(|family| (family, 0)),
+            };
+            let sealed = next.and_then(|(family, generation)| {
                 let rt = Refresh {
                     upstream,
                     client: self.client.clone(),
                     scopes: self.scopes.clone(),
-                    id,
+                    family,
+                    generation,
                 };
                 let expiry = ctx.now.saturating_add(ctx.settings.spec.ttl.refresh);
                 ctx.keys.seal_json(Kind::RefreshToken, expiry, &rt, ctx.rng)
@@ -535,5 +571,42 @@ impl Continuation {
             }
         }
         cors(Response::new(200).no_store().json(&Value::Object(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn refresh_tokens_open_with_their_family_and_generation() {
+        let rt = Refresh {
+            upstream: "UP".into(),
+            client: "c".into(),
+            scopes: vec!["s".into()],
+            family: "fam".into(),
+            generation: 7,
+        };
+        assert!(Refresh::from_json(&rt.to_json()) == Some(rt));
+        // Sealed before families: its own id is its family, generation 0.
+        let old = json(serde_json::json!({"u": "UP", "c": "c", "o": ["s"], "j": "id1"}));
+        let r = Refresh::from_json(&old).map(|r| (r.family, r.generation));
+        assert_eq!(r, Some(("id1".to_string(), 0)));
+        // A generation that is not a u32: not a refresh token.
+        for n in [
+            serde_json::json!(-1),
+            serde_json::json!(1u64 << 32),
+            serde_json::json!("1"),
+        ] {
+            let bad = json(serde_json::json!({"u": "UP", "c": "c", "o": [], "f": "f", "n": n}));
+            assert!(Refresh::from_json(&bad).is_none());
+        }
     }
 }
