@@ -714,3 +714,145 @@ fn trace_logs_hold_no_secret_in_the_filters_lines() {
         }
     );
 }
+
+/// Another 32-byte sealing key (base64 of "other-key-of-32-bytes-for-tests!").
+const OTHER_KEY: &str = "b3RoZXIta2V5LW9mLTMyLWJ5dGVzLWZvci10ZXN0cyE=";
+
+/// Bytes for the nonce of a blob the test seals itself.
+struct Fixed(u8);
+
+impl mcp_edge_auth::oauth::random::Random for Fixed {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), mcp_edge_auth::oauth::random::NoRandomness> {
+        for b in buf.iter_mut() {
+            self.0 = self.0.wrapping_mul(31).wrapping_add(7);
+            *b = self.0;
+        }
+        Ok(())
+    }
+}
+
+/// `blob`'s payload sealed again, same kind and expiry, under a key the façade does not have.
+fn foreign(kind: mcp_edge_auth::oauth::seal::Kind, blob: &str) -> String {
+    use mcp_edge_auth::oauth::seal::Keys;
+    let (expiry, payload) = Keys::from_base64(&[SEAL_KEY])
+        .unwrap()
+        .open_any_time(kind, blob)
+        .unwrap();
+    Keys::from_base64(&[OTHER_KEY])
+        .unwrap()
+        .seal(kind, expiry, &payload, &mut Fixed(1))
+        .unwrap()
+}
+
+/// `blob` with one character of its ciphertext changed.
+fn tampered(blob: &str) -> String {
+    let mut b = blob.as_bytes().to_vec();
+    let i = b.len() / 2;
+    b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(b).unwrap()
+}
+
+/// Every sealed value the façade hands out (client id, upstream `state`, code, refresh
+/// token), tampered with or sealed under another key, is refused with the right status and
+/// never redirected; so is a `resource` that is not this server's. Nothing reaches the IdP's
+/// token endpoint but the one genuine redemption and refresh.
+#[test]
+fn tampered_or_foreign_key_sealed_values_and_a_wrong_resource_are_refused() {
+    use mcp_edge_auth::oauth::seal::Kind;
+    // Entra mode: the IdP hands out refresh tokens.
+    let s = start(Options {
+        entra: true,
+        ..Options::default()
+    });
+    let sign_in = s.sign_in(VERIFIER);
+    let client = sign_in.client_id.clone();
+    let state = param(&sign_in.to_callback, "state").unwrap();
+    let upstream_code = param(&sign_in.to_callback, "code").unwrap();
+    let cookie = cookies(&sign_in.approved);
+
+    for (how, bad) in [
+        ("foreign-key", foreign(Kind::ClientId, &client)),
+        ("tampered", tampered(&client)),
+    ] {
+        let what = format!("{how} client_id");
+        let r = s.get(&s.authorize_path(&bad, CLIENT_REDIRECT, VERIFIER), &[]);
+        page(&r, 400, "client_id is not valid", &what);
+        let r = s.token(&bad, &sign_in.code, VERIFIER);
+        oauth_error(
+            &r,
+            401,
+            "invalid_client",
+            "client_id is not valid; register the client again",
+            &what,
+        );
+    }
+    for (how, bad) in [
+        ("foreign-key", foreign(Kind::State, &state)),
+        ("tampered", tampered(&state)),
+    ] {
+        let what = format!("{how} state");
+        let cb = format!(
+            "/auth/callback?{}",
+            form(&[("code", &upstream_code), ("state", &bad)])
+        );
+        let r = s.get(&cb, &[("cookie", &cookie)]);
+        page(&r, 400, "The sign-in state is not valid.", &what);
+    }
+    for (how, bad) in [
+        ("foreign-key", foreign(Kind::Code, &sign_in.code)),
+        ("tampered", tampered(&sign_in.code)),
+    ] {
+        let what = format!("{how} code");
+        let r = s.token(&client, &bad, VERIFIER);
+        oauth_error(&r, 400, "invalid_grant", "the code is not valid", &what);
+    }
+    assert_eq!(s.idp.tokens_issued(), 0);
+
+    // resource: at /authorize the error goes back to the registered redirect (it is
+    // trusted), at /token it is a JSON error.
+    let other = "https://other.example/mcp";
+    let path = s
+        .authorize_path(&client, CLIENT_REDIRECT, VERIFIER)
+        .replace(&enc(&format!("{}/mcp", s.base)), &enc(other));
+    assert!(path.contains(&enc(other)), "{path}");
+    let r = s.get(&path, &[]);
+    assert_eq!(r.status, 302, "{}", r.text());
+    let back = r.header("location").unwrap();
+    assert!(back.starts_with(&format!("{CLIENT_REDIRECT}?")), "{back}");
+    assert_eq!(param(back, "error").as_deref(), Some("invalid_target"));
+    assert_eq!(param(back, "state").as_deref(), Some("client-state"));
+    let body = s
+        .token_body(&client, &sign_in.code, VERIFIER)
+        .replace(&enc(&format!("{}/mcp", s.base)), &enc(other));
+    let r = s.post_form("/token", &body, &[]);
+    oauth_error(
+        &r,
+        400,
+        "invalid_target",
+        "resource is not the resource this server protects",
+        "resource at /token",
+    );
+    assert_eq!(s.idp.tokens_issued(), 0);
+
+    // The genuine code still works (nothing above used it up), then its refresh token.
+    let t = s.token(&client, &sign_in.code, VERIFIER);
+    assert_eq!(t.status, 200, "{}", t.text());
+    let refresh = t.json()["refresh_token"].as_str().unwrap().to_string();
+    for (how, bad) in [
+        ("foreign-key", foreign(Kind::RefreshToken, &refresh)),
+        ("tampered", tampered(&refresh)),
+    ] {
+        let what = format!("{how} refresh token");
+        let r = s.refresh(&client, &bad);
+        oauth_error(
+            &r,
+            400,
+            "invalid_grant",
+            "the refresh token is not valid",
+            &what,
+        );
+    }
+    assert_eq!(s.idp.tokens_issued(), 1);
+    let r = s.refresh(&client, &refresh);
+    assert_eq!(r.status, 200, "{}", r.text());
+}
