@@ -12,6 +12,7 @@ and no Wasm at all also shows some. User-space instructions only — the kernel'
 network path is not counted, and an instruction is not a nanosecond.
 
 Usage: bench/instructions.py [OUT]   (BENCH_ONLY=a2,d,…; WARM 500, COUNT 1000)
+BENCH_ONLY=d,d-f compares the warm path without and with the sign-in façade configured.
 BENCH_CALLS=p,z,… adds a row (hc-<letters>) per entry: the pass-through module making those host
 calls (bench/passthrough/src/lib.rs lists the letters), to price one host call at a time.
 KEEP_DUMPS=DIR keeps each scenario's callgrind dump there (<key>.callgrind) for callgrind_annotate.
@@ -58,6 +59,8 @@ def scenarios():
         ("hc-pz", "(a2x) + the warm path's two host calls", [bench.wasm_filter(bench.PASSX, "calls:pz")], "/mcp", auth, 200),
         ("d", "mcp-edge-auth warm, as (b)", [bench.wasm_filter(bench.MODULE, bench.plugin())], "/mcp", auth, 200),
         ("d-h", "mcp-edge-auth warm + one claim header", [bench.wasm_filter(bench.MODULE, bench.plugin(claims=True))], "/mcp", auth, 200),
+        ("d-f", "mcp-edge-auth warm, sign-in façade configured",
+         [bench.wasm_filter(bench.MODULE, bench.plugin(facade=True), env=bench.FACADE_ENV)], "/mcp", auth, 200),
         ("hc-pl", "(a2x) + the 401 path's two host calls", [bench.wasm_filter(bench.PASSX, "calls:pl")], "/mcp", {}, 401),
         ("f", "mcp-edge-auth 401 (no token)", [bench.wasm_filter(bench.MODULE, bench.plugin())], "/mcp", {}, 401),
         ("g", "mcp-edge-auth PRM document", [bench.wasm_filter(bench.MODULE, bench.plugin())], prm, {}, 200),
