@@ -436,7 +436,8 @@ def facade_section(rows):
 
 
 def ledger():
-    """`bench.py ledger`: a slot of each used-id ring overfilled on purpose (facade.ledger_check)."""
+    """`bench.py ledger`: a code slot overfilled on purpose, and as many refresh-token families
+    as a slot holds used at once (facade.ledger_check)."""
     signin = [wasm_filter(MODULE, plugin(facade=True), env=FACADE_ENV)]
     with running_envoy(signin, token_endpoint=True):
         codes, refresh, one_bucket = facade.ledger_check(PORT)
@@ -446,8 +447,8 @@ def ledger():
         with urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/stats?filter=used_unrecorded") as r:
             counter = r.read().decode().strip()
     print(f"{codes['requests']} codes of one bucket redeemed at -c16: statuses {codes['statuses']}")
-    print(f"{refresh['requests']} refresh tokens of one bucket{'' if one_bucket else ' (NOT: the run crossed a bucket boundary)'} "
-          f"used at -c16: statuses {refresh['statuses']}")
+    print(f"{refresh['requests']} refresh tokens of as many sign-ins, issued within one refresh_ttl/126 window"
+          f"{'' if one_bucket else ' (NOT: the run crossed a window boundary)'}, used at -c16: statuses {refresh['statuses']}")
     print(counter)
     print("\n".join(facade.ledger_ceilings()))
 

@@ -62,9 +62,10 @@ def ledger_ceilings():
         "The used-id ledger (src/oauth/used.rs) caps sustained redemptions per Envoy process. At the default",
         f"lifetimes: codes {CODE_CAPACITY} per slot, a slot per {code_w} s of expiries (code_ttl {CODE_TTL} s / "
         f"{CODE_SLOTS - 2}, rounded up): **{CODE_CAPACITY / code_w:.1f} code redemptions/s**;",
-        f"refresh tokens {REFRESH_CAPACITY} per {refresh_w} s (refresh_ttl {REFRESH_TTL} s / {REFRESH_SLOTS - 2}, "
-        f"rounded up): **{REFRESH_CAPACITY / refresh_w:.3f} refresh-token uses/s, {REFRESH_CAPACITY / refresh_w * 3600:.0f} an hour**.",
-        "Past that, POST /token answers 503 temporarily_unavailable until the slot's ids expire",
+        f"refresh tokens: one entry per family (sign-in), not per use, {REFRESH_CAPACITY} per slot in {REFRESH_SLOTS} slots",
+        f"chosen by the family's digest: **about {REFRESH_SLOTS * REFRESH_CAPACITY:,} families alive** (sign-ins that refreshed",
+        "within refresh_ttl), however often each refreshes.",
+        "Past that, POST /token answers 503 temporarily_unavailable until the slot's entries expire",
         f"(`python3 bench/bench.py ledger` shows it). A batch ({BATCH} + {WARM} warm-up, minted within a few seconds)",
         "stays within one or two slots of each ring.",
     ]
@@ -348,11 +349,14 @@ class CodeMint:
 
 
 def ledger_check(port):
-    """Overfills a slot of each ring on purpose, redeeming as batches (-c16): the code ring's
-    capacity + 8 codes sealed within one bucket; then the refresh ring's capacity + 52
-    refresh tokens issued within one bucket (from codes redeemed within the code ring's
-    limit, 420 per code bucket). Expected each time: the capacity answered 200, the rest 503.
-    Returns (codes batch, refresh batch, whether the refresh tokens shared a bucket)."""
+    """Overfills a slot of the code ring on purpose, redeeming as batches (-c16): the code
+    ring's capacity + 8 codes sealed within one bucket (expected: the capacity answered 200,
+    the rest 503). Then the refresh ring's slot capacity + 52 refresh tokens, each from its
+    own sign-in (codes redeemed within the code ring's limit, 420 per code bucket), used at
+    once: each is its own family, spread over the ring's slots by digest, so all are
+    expected to answer 200 (before families, one slot took them all: capacity 200, rest 503).
+    Returns (codes batch, refresh batch, whether the refresh tokens were issued within one
+    refresh_ttl/126 window, as the old per-use ring bucketed them)."""
     mint = CodeMint(port)
     codes = run_batch(port, Batch("/token", mint.token_bodies(CODE_CAPACITY + 8)))
     width = bucket_width(REFRESH_TTL, REFRESH_SLOTS)
