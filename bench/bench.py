@@ -453,6 +453,24 @@ def ledger():
     print("\n".join(facade.ledger_ceilings()))
 
 
+def kept_sections(path, lines):
+    """The `## ` sections of the current RESULTS.md that this run does not write (measurements
+    written by hand or by other commands, e.g. the module sizes and the façade's rows), so
+    that a full run replaces only what it measured."""
+    def title(heading):  # "## Title (date)" and "## Title" are the same section
+        return heading.split(" (")[0]
+    written = {title(l) for l in lines if l.startswith("## ")}
+    if not os.path.exists(path):
+        return []
+    kept, keep = [], False
+    for line in open(path).read().split("\n"):
+        if line.startswith("## "):
+            keep = title(line) not in written
+        if keep:
+            kept.append(line)
+    return kept
+
+
 def main():
     if sys.argv[1:] == ["ledger"]:
         return ledger()
@@ -583,6 +601,7 @@ def main():
             lines.append(f"| {r['alg']} | {label} | {r['us']:.0f} ({r['best_us']:.0f}) | {'' if nat is None else f'{nat:.0f}'} |")
         lines.append("")
     path = os.path.join(ROOT, "bench/RESULTS.md")
+    lines += kept_sections(path, lines)
     open(path, "w").write("\n".join(lines))
     print(f"\nwrote {os.path.relpath(path, ROOT)}")
     if not all(r["ok"] for _, _, r in rows):
