@@ -11,7 +11,10 @@ bootstrap as `make bench`: a direct 200 behind the filters) per case:
           the workers' caches hold N entries between them (Envoy's counter
           mcp_edge_auth.token_cache_miss says how many were verified and cached)
 RSS is /proc/<pid>/smaps_rollup's Rss after the process has been quiet for MEM_SETTLE
-seconds (default 3). Per cached token: (RSS_N - RSS_warm) / (N - 1). Prints a Markdown table
+seconds (default 3; 10 with MEM_RELEASE).
+MEM_RELEASE=<MiB> adds Envoy's bootstrap memory_allocator_manager to every case (the empty
+filter's too): bytes_to_release <MiB> MiB per memory_release_interval 1 s, i.e. tcmalloc's
+background thread returns free memory to the OS at up to <MiB> MiB/s (docs/DEPLOYMENT.md). Per cached token: (RSS_N - RSS_warm) / (N - 1). Prints a Markdown table
 and the fitted formula; writes them to .run/bench/memory.md. Tokens: .run/bench-mem/rs256.txt
 (minted by `devstack bench-tokens` when missing or too few).
 """
@@ -31,7 +34,8 @@ ROOT = B.ROOT
 TOK = os.path.join(ROOT, ".run/bench-mem")
 WORKERS = [int(w) for w in os.environ.get("MEM_WORKERS", "2,4").split(",") if w]
 COUNTS = [int(n) for n in os.environ.get("MEM_TOKENS", "1000,100000").split(",") if n]
-SETTLE = float(os.environ.get("MEM_SETTLE", "3"))
+RELEASE = float(os.environ.get("MEM_RELEASE", "0") or 0)
+SETTLE = float(os.environ.get("MEM_SETTLE", "10" if RELEASE else "3"))
 CONNECTIONS = 8
 
 
@@ -89,7 +93,11 @@ def measure(workers, module, config=None, load=None):
     filters = [B.wasm_filter(module, config if config is not None else {})]
     with tempfile.TemporaryDirectory() as d:
         cfg = os.path.join(d, "envoy.json")
-        json.dump(B.bootstrap(filters), open(cfg, "w"))
+        boot = B.bootstrap(filters)
+        if RELEASE:
+            boot["memory_allocator_manager"] = {"bytes_to_release": str(int(RELEASE * 1048576)),
+                                                "memory_release_interval": "1s"}
+        json.dump(boot, open(cfg, "w"))
         envoy = subprocess.Popen([B.ENVOY, "-c", cfg, "--concurrency", str(workers), "--use-dynamic-base-id", "-l", "error"],
                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "w"))
         try:
@@ -145,10 +153,12 @@ def main():
         base = by[(w, "empty Wasm filter, idle")]
         lines.append(f"| {w} | {label} | {rss:.1f} | {rss - base:+.1f} | {'' if e is None else f'{e:.2f}'} |")
     residue = [by[(w, "mcp-edge-auth, one token warm")] - by[(w, "empty Wasm filter, idle")] for w in WORKERS]
-    big = [e for _, n, e in per_entry if n == max(COUNTS)]
+    big = [e for _, n, e in per_entry if n == max(COUNTS, default=0)]
+    if RELEASE:
+        lines += ["", f"With memory_allocator_manager: bytes_to_release {RELEASE:g} MiB per 1 s (every case)."]
     lines += ["", f"Formula: RSS(W, n) ≈ RSS_empty(W) + M + n·e, n the cached tokens over all workers; "
               f"M (one token warm, over the empty filter) {', '.join(f'{m:.1f}' for m in residue)} MiB at W = "
-              f"{', '.join(str(w) for w in WORKERS)}; e {', '.join(f'{e:.2f}' for e in big)} KiB (from {max(COUNTS)} tokens)."]
+              f"{', '.join(str(w) for w in WORKERS)}; e {', '.join(f'{e:.2f}' for e in big)} KiB (from {max(COUNTS, default=0)} tokens)."]
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     os.makedirs(os.path.join(ROOT, ".run/bench"), exist_ok=True)
