@@ -23,6 +23,12 @@ driven by wrk -t1 -c16 for DURATION seconds after a warm-up):
      when its Envoy is up; as-code and as-refresh POST /token, single-use, each a batch of
      fresh codes or refresh tokens sent once at -c16 (req/s over the batch), the upstream
      token endpoint a fixed JSON answer from a second listener of the same Envoy
+  MCP body path, each POST row with Envoy's buffer filter before the router, as (h) and (h2):
+  ha  no auth, the same POST          a2b the empty filter holding the request and reading the
+                                          whole body as (h) does (pass-through `calls:b`)
+  i   Envoy's own MCP stack: jwt_authn (cached, claims in metadata) → envoy.filters.http.mcp →
+      RBAC on the MCP metadata and the scope claim (native_mcp()); checked once per round,
+      outside the timed run, to answer 403 to a tools/call of another tool and to a batch
 
 BENCH_SECONDS (10) per scenario and round, BENCH_ROUNDS (5) interleaved rounds (rows are
 medians), BENCH_ONLY=a2,d,… runs only those scenarios and prints medians (no RESULTS.md),
@@ -129,11 +135,40 @@ def buffer_filter():
         "max_request_bytes": 1048576}}
 
 
-def jwt_authn(cache):
+def native_mcp():
+    """Envoy's own MCP authorization, doing what plugin(mcp=True) does: a valid token, and a
+    tools/call of `add` only with the `mcp.tools` scope. jwt_authn puts the claims in dynamic
+    metadata, envoy.filters.http.mcp parses the JSON-RPC body into metadata (namespace
+    envoy.filters.http.mcp: `method`, `params.name`), RBAC allows on both."""
+    def meta(namespace, path, match):
+        return {"sourced_metadata": {"metadata_matcher": {
+            "filter": namespace, "path": [{"key": k} for k in path], "value": match}}}
+    mcp_ns, jwt_ns = "envoy.filters.http.mcp", "envoy.filters.http.jwt_authn"
+    rbac = {"name": "envoy.filters.http.rbac", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+        "rules": {"action": "ALLOW", "policies": {"tools-call-add": {
+            "permissions": [{"and_rules": {"rules": [
+                meta(mcp_ns, ["method"], {"string_match": {"exact": "tools/call"}}),
+                meta(mcp_ns, ["params", "name"], {"string_match": {"exact": "add"}}),
+            ]}}],
+            "principals": [meta(jwt_ns, ["jwt_payload", "scp"],
+                                {"list_match": {"one_of": {"string_match": {"exact": "mcp.tools"}}}})],
+        }}}}}
+    mcp = {"name": "envoy.filters.http.mcp", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.mcp.v3.Mcp"}}
+    return [jwt_authn(True, payload=True), mcp, rbac]
+
+
+def jwt_authn(cache, payload=False):
     provider = {"issuer": ISS, "audiences": [AUD], "forward": False,
                 "local_jwks": {"inline_string": open(os.path.join(TOK, "jwks.json")).read()}}
     if cache:
         provider["jwt_cache_config"] = {"jwt_cache_size": 1000}
+    if payload:
+        # The claims as dynamic metadata (envoy.filters.http.jwt_authn / jwt_payload) for RBAC,
+        # `scp` split on spaces into a list.
+        provider["payload_in_metadata"] = "jwt_payload"
+        provider["normalize_payload_in_metadata"] = {"space_delimited_claims": ["scp"]}
     return {
         "name": "envoy.filters.http.jwt_authn",
         "typed_config": {
@@ -269,11 +304,17 @@ def bench_request(d, path, token_file, body, mcp_headers):
     return cmd, env
 
 
-def bench_status(path, token_file, body, mcp_headers):
+# What an MCP client sends with a POST (bench/pool.lua too); envoy.filters.http.mcp parses
+# only a POST that accepts both.
+ACCEPT = "application/json, text/event-stream"
+
+
+def bench_status(path, token_file, body, mcp_headers=None):
     """The status the bench's request gets (curl)."""
     status = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                              *(["-H", "Authorization: Bearer " + open(token_file).readline().strip()] if token_file else []),
-                             *(["-X", "POST", "-H", "content-type: application/json", "--data-binary", body] if body else []),
+                             *(["-X", "POST", "-H", "content-type: application/json", "-H", f"accept: {ACCEPT}",
+                                "--data-binary", body] if body else []),
                              *(["-H", f"Mcp-Method: {mcp_headers[0]}", "-H", f"Mcp-Name: {mcp_headers[1]}"] if mcp_headers else []),
                              f"http://127.0.0.1:{PORT}{path}"], capture_output=True, text=True).stdout
     return int(status or 0)
@@ -305,11 +346,12 @@ def steady(pid, cmd, env):
 
 
 def run(name, filters, path="/mcp", token_file=None, body=None, expect=200, mcp_headers=None,
-        request=None, batch=None):
+        request=None, batch=None, checks=()):
     """One scenario in its own Envoy: a steady state of the bench's request (path, token,
     body, MCP headers) or of the one `request(PORT)` builds once Envoy is up
     (bench/facade.py); or, with `batch`, the single-use requests `batch(PORT)` mints, each
-    sent once (facade.run_batch)."""
+    sent once (facade.run_batch). `checks`: (what, body, status) requests sent once, outside
+    the timed run, whose status must match (what a stack must refuse)."""
     with running_envoy(filters, token_endpoint=batch is not None) as (envoy, d):
         if batch:
             r = facade.run_batch(PORT, batch(PORT), cpu=lambda: cpu_seconds_fine(envoy.pid))
@@ -324,10 +366,13 @@ def run(name, filters, path="/mcp", token_file=None, body=None, expect=200, mcp_
             r = steady(envoy.pid, *bench_request(d, path, token_file, body, mcp_headers))
             r["status"] = bench_status(path, token_file, body, mcp_headers)
             r["ok"] = r["status"] == expect and (r["non2xx"] == 0 if expect == 200 else True)
+        r["checks"] = [(what, want, bench_status(path, token_file, b)) for what, b, want in checks]
+        r["ok"] = r["ok"] and all(got == want for _, want, got in r["checks"])
+        checked = "".join(f"  {what} {got}" for what, _, got in r["checks"])
         rss = int(subprocess.run(["ps", "-o", "rss=", "-p", str(envoy.pid)], capture_output=True, text=True).stdout.strip() or 0)
         r["rss_mb"] = rss / 1024
         print(f"{name:<44} {r['rps']:>10.0f} req/s  {r['cpu_us']:6.2f} µs CPU/req  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  "
-              f"status {r['status']}{'' if r['ok'] else '  (UNEXPECTED)'}", flush=True)
+              f"status {r['status']}{checked}{'' if r['ok'] else '  (UNEXPECTED)'}", flush=True)
         return r
 
 
@@ -337,6 +382,8 @@ def scenarios():
     es = os.path.join(TOK, "es256.txt")
     call = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}})
     signin = [wasm_filter(MODULE, plugin(facade=True), env=FACADE_ENV)]
+    other = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "subtract", "arguments": {"a": 1, "b": 2}}})
+    batch = json.dumps([json.loads(call), dict(json.loads(call), id=2)])
     return [
         ("a", "no auth", "(a) no auth", [], dict(token_file=one)),
         ("a2", "empty pass-through Wasm filter", "(a2) empty Wasm filter", [wasm_filter(PASS, {})], dict(token_file=one)),
@@ -351,9 +398,16 @@ def scenarios():
         ("b-cold", "jwt_authn cold RS256 (token per request)", "(b) jwt_authn cold RS256", [jwt_authn(False)], dict(token_file=rs)),
         ("f", "mcp-edge-auth 401 (no token)", "(f) 401 path", [wasm_filter(MODULE, plugin())], dict(expect=401)),
         ("g", "mcp-edge-auth PRM document", "(g) PRM", [wasm_filter(MODULE, plugin())], dict(path="/.well-known/oauth-protected-resource/mcp")),
-        ("h", "mcp-edge-auth tools/call body check (warm)", "(h) tools/call body", [wasm_filter(MODULE, plugin(mcp=True))], dict(token_file=one, body=call)),
+        ("h", "mcp-edge-auth tools/call body check (warm)", "(h) tools/call body", [wasm_filter(MODULE, plugin(mcp=True)), buffer_filter()],
+         dict(token_file=one, body=call, checks=[("other-tool", other, 403), ("batch", batch, 200)])),
         ("h2", "mcp-edge-auth tools/call from Mcp-Method/Mcp-Name (trust_headers, warm)", "(h2) tools/call headers",
          [wasm_filter(MODULE, plugin(mcp=True, trust_headers=True)), buffer_filter()], dict(token_file=one, body=call, mcp_headers=("tools/call", "add"))),
+        # The MCP body path: the same POST as (h), Envoy's buffer filter before the router in each.
+        ("ha", "no auth, tools/call POST", "(ha) no auth POST", [buffer_filter()], dict(token_file=one, body=call)),
+        ("a2b", "empty Wasm filter holding and reading the body", "(a2b) empty Wasm filter, body read",
+         [wasm_filter(PASSX, "calls:b"), buffer_filter()], dict(token_file=one, body=call)),
+        ("i", "Envoy's jwt_authn (cached) + mcp + RBAC", "(i) native jwt_authn + mcp + RBAC", native_mcp() + [buffer_filter()],
+         dict(token_file=one, body=call, checks=[("other-tool", other, 403), ("batch", batch, 403)])),
         ("as-meta", "GET /.well-known/oauth-authorization-server", "(as-meta) façade metadata", signin, dict(request=facade.metadata_request)),
         ("as-register", "POST /register (loopback redirect URI) → 201", "(as-register) façade /register", signin, dict(request=facade.register_request)),
         ("as-authorize", "GET /authorize → 200 consent page", "(as-authorize) façade /authorize", signin, dict(request=facade.authorize_request)),
@@ -378,6 +432,7 @@ HOST_CALLS = [
 TARGETS = [("d", "b", 1.0), ("d", "a2", 0.9), ("d", "c", None), ("e1", "b", 0.5),
            ("f", "a2", 0.9), ("g", "a2", 0.9), ("d-h", "a2", None), ("d", "a2x", None),
            ("a2x", "a2", None), ("hc-pz", "a2x", None), ("d", "hc-pz", None), ("h2", "h", None),
+           ("h", "a2b", 0.9), ("h", "i", 1.3), ("a2b", "ha", None),
            # The façade configured must leave the plain token path within noise of (d): judged
            # by instructions per request (bench/instructions.py), req/s being noisier than that.
            ("d-f", "d", None)]
@@ -495,7 +550,8 @@ def main():
         rows.append((k, label, r))
     if only:
         for k, _, r in rows:
-            print(f"{k:<7} median {r['rps']:.0f} req/s (min {r['min']:.0f}, max {r['max']:.0f})")
+            print(f"{k:<7} median {r['rps']:.0f} req/s (min {r['min']:.0f}, max {r['max']:.0f}); median round: "
+                  f"p50 {r['p50']:.3f} ms, p99 {r['p99']:.3f} ms, {r['cpu_us']:.1f} µs CPU/req, status {r['status']}{'' if r['ok'] else ' UNEXPECTED'}")
         print("\n".join(paired_ratios(runs)))
         print("\n".join(facade_section(rows)))
         return

@@ -13,6 +13,8 @@ network path is not counted, and an instruction is not a nanosecond.
 
 Usage: bench/instructions.py [OUT]   (BENCH_ONLY=a2,d,…; WARM 500, COUNT 1000)
 BENCH_ONLY=d,d-f compares the warm path without and with the sign-in façade configured.
+The MCP body rows (ha, a2b, i, h: bench/bench.py) POST the tools/call body, with an Accept for
+JSON and an event stream, as bench/bench.py does.
 BENCH_CALLS=p,z,… adds a row (hc-<letters>) per entry: the pass-through module making those host
 calls (bench/passthrough/src/lib.rs lists the letters), to price one host call at a time.
 KEEP_DUMPS=DIR keeps each scenario's callgrind dump there (<key>.callgrind) for callgrind_annotate.
@@ -53,6 +55,14 @@ def scenarios():
     one = open(os.path.join(bench.TOK, "one.txt")).readline().strip()
     auth = {"Authorization": "Bearer " + one}
     prm = "/.well-known/oauth-protected-resource/mcp"
+    post = dict(auth, **{"Content-Type": "application/json", "Accept": bench.ACCEPT})
+    call = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}})
+    body_rows = [
+        ("ha", "no auth, tools/call POST", [bench.buffer_filter()]),
+        ("a2b", "empty Wasm filter holding and reading the body", [bench.wasm_filter(bench.PASSX, "calls:b"), bench.buffer_filter()]),
+        ("i", "Envoy's jwt_authn (cached) + mcp + RBAC", bench.native_mcp() + [bench.buffer_filter()]),
+        ("h", "mcp-edge-auth tools/call body check (warm)", [bench.wasm_filter(bench.MODULE, bench.plugin(mcp=True)), bench.buffer_filter()]),
+    ]
     return [
         ("a2", "empty pass-through Wasm filter", [bench.wasm_filter(bench.PASS, {})], "/mcp", auth, 200),
         ("a2x", "(a2) with only the shipped module's exports", [bench.wasm_filter(bench.PASSX, {})], "/mcp", auth, 200),
@@ -70,7 +80,7 @@ def scenarios():
     ] + [
         ("b", "jwt_authn, local JWKS", [bench.jwt_authn(False)], "/mcp", auth, 200),
         ("c", "jwt_authn + jwt_cache_config", [bench.jwt_authn(True)], "/mcp", auth, 200),
-    ]
+    ] + [(key, label, filters, "/mcp", post, 200, call) for key, label, filters in body_rows]
 
 
 def jit_share(dump):
@@ -85,7 +95,7 @@ def jit_share(dump):
     return total
 
 
-def measure(key, filters, path, headers, expect):
+def measure(key, filters, path, headers, expect, body=None):
     with tempfile.TemporaryDirectory() as d:
         cfg = os.path.join(d, "envoy.json")
         json.dump(bench.bootstrap(filters), open(cfg, "w"))
@@ -108,7 +118,7 @@ def measure(key, filters, path, headers, expect):
             def serve(n):
                 status = None
                 for _ in range(n):
-                    conn.request("GET", path, headers=headers)
+                    conn.request("POST" if body else "GET", path, body=body, headers=headers)
                     r = conn.getresponse()
                     r.read()
                     status = r.status
@@ -145,9 +155,9 @@ def main():
         extra = {f"hc-{c}" for c in bench_calls()}
         todo = [t for t in todo if t[0] in only.split(",") or t[0] in extra]
     rows = {}
-    for key, label, filters, path, headers, expect in todo:
+    for key, label, filters, path, headers, expect, *body in todo:
         t0 = time.time()
-        r = measure(key, filters, path, headers, expect)
+        r = measure(key, filters, path, headers, expect, *body)
         rows[key] = (label, r)
         print(f"({key}) {label:<44} {r['ir']:>9.0f} instructions/request, {r['jit']:>7.0f} in code with no object file  "
               f"status {r['status']}{'' if r['ok'] else ' (UNEXPECTED)'}  [{time.time() - t0:.0f} s]", flush=True)

@@ -13,11 +13,14 @@
 //! header (`x-bench`), `r` removes `x-bench`, `z` removes `Authorization`, `l` answers with
 //! a 401 shaped like the filter's (same headers, a body of the same size) and stops. `pz`
 //! are the host calls of the filter's warm path (`pza` with one claim header added), `pl`
-//! those of its 401, without its decision.
+//! those of its 401, without its decision. `b` holds the request at its headers and reads
+//! the whole body, as the filter does for an MCP rule (src/filter/http.rs): the headers
+//! callback stops iteration, each body callback before the last stops it too (Envoy
+//! buffers), the last reads the whole buffered body in one host call and continues.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, MapType, MetricType};
+use proxy_wasm::types::{Action, BufferType, ContextType, MapType, MetricType};
 
 #[derive(Default)]
 pub struct Root {
@@ -52,6 +55,7 @@ impl RootContext for Root {
             panic: self.panic,
             calls: self.calls.clone(),
             metric: self.metric,
+            hold_body: false,
         }))
     }
 }
@@ -60,13 +64,15 @@ pub struct Pass {
     panic: bool,
     calls: Vec<u8>,
     metric: u32,
+    /// `b`: the request is held until its whole body has been read.
+    hold_body: bool,
 }
 
 impl Context for Pass {}
 
 impl HttpContext for Pass {
     #[allow(clippy::panic)]
-    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         if self.panic {
             panic!("deliberate failure for the VM-failure test");
         }
@@ -127,9 +133,27 @@ impl HttpContext for Pass {
                         None,
                     );
                 }
+                b'b' if !end_of_stream => {
+                    self.hold_body = true;
+                }
                 _ => {}
             }
         }
+        if self.hold_body {
+            return Action::Pause;
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.hold_body {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause; // Envoy buffers until the whole body is in.
+        }
+        std::hint::black_box(hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size).ok());
+        self.hold_body = false;
         Action::Continue
     }
 }
