@@ -14,11 +14,11 @@
 //! - Tokens handed back are the upstream's (audience-bound to this API already), except the
 //!   refresh token, which is sealed and bound to the client id; each use returns a new one.
 //!
-//! Single use: a code or refresh token id is checked with the caller's `already_used` and
-//! returned in [`UpstreamCall::mark_used`] with its expiry, for the glue to record before
-//! the upstream call (per Envoy, in shared data, atomically: [`super::used`]); when that
-//! record finds the id already there the answer is [`replayed`], when it cannot be made,
-//! [`unrecorded`]. Across replicas the upstream's own
+//! Single use: a code's id (checked first with the caller's `already_used`) or a refresh
+//! token's family and generation is returned in [`UpstreamCall::mark_used`] with its expiry,
+//! for the glue to record before the upstream call (per Envoy, in shared data, atomically:
+//! [`super::used`]); when that record finds it used already the answer is [`replayed`] (for
+//! a refresh token, with its family revoked), when it cannot be made, [`unrecorded`]. Across replicas the upstream's own
 //! single-use codes and rotating refresh tokens are what refuses a replay; a refresh token
 //! replayed at another replica while the upstream does not rotate would succeed.
 
