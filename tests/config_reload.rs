@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use devstack::recorder::Recorder;
 use devstack::{sign_jws, KeyKind, KeyRing, SigningKey};
 use serde_json::{json, Value};
-use support::envoy::{envoy_binary, wasm_module_path};
+use support::envoy::{envoy_binary, free_port, wasm_module_path};
 use support::http;
 
 struct Proc(Child);
@@ -80,14 +80,6 @@ fn publish(dir: &Path, content: &str) {
     let tmp = dir.join("lds.tmp");
     fs::write(&tmp, content).unwrap();
     fs::rename(&tmp, dir.join("lds.json")).unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -63,12 +63,24 @@ const REJECTION_MARKERS: &[&str] = &[
 const POLL: Duration = Duration::from_millis(20);
 
 /// The repository root (the `mcp-edge-auth` package directory).
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1, and not handed out before by this
+/// function in this test process: the kernel may give the same port to two binds in a row
+/// once the first is closed (seen: tests/demo.rs got one port for its MCP server and its
+/// Envoy listener).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..64 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(0);
+        if port != 0 && !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    0
 }
 
 pub fn repo_root() -> PathBuf {
