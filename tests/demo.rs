@@ -22,6 +22,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support::envoy::{free_port, repo_root};
+use support::facade::{enc, hidden, split_url};
 use support::http::{self, Response};
 
 struct Demo {
@@ -148,17 +149,6 @@ impl Drop for Demo {
     }
 }
 
-/// `(port, path with query)` of an `http://127.0.0.1:<port>/…` URL.
-fn split_url(url: &str) -> (u16, String) {
-    let rest = url
-        .strip_prefix("http://127.0.0.1:")
-        .unwrap_or_else(|| panic!("not a local URL: {url}"));
-    let slash = rest.find('/').unwrap_or(rest.len());
-    let (port, path) = rest.split_at(slash);
-    let path = if path.is_empty() { "/" } else { path };
-    (port.parse().unwrap(), path.to_string())
-}
-
 /// A browser's cookie jar, per port (every cookie here is for 127.0.0.1).
 #[derive(Default)]
 struct Browser {
@@ -223,27 +213,6 @@ impl Browser {
         }
         panic!("too many redirects: {:?}", self.visited)
     }
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {marker} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn port_open(port: u16) -> bool {

@@ -216,14 +216,21 @@ pub fn param(url: &str, name: &str) -> Option<String> {
 
 /// `(port, path with query)` of an `http://127.0.0.1:<port>/…` URL.
 pub fn split_url(url: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://127.0.0.1:").expect(url);
-    let (port, path) = rest.split_at(rest.find('/').unwrap());
+    let rest = url
+        .strip_prefix("http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("not a local URL: {url}"));
+    let slash = rest.find('/').unwrap_or(rest.len());
+    let (port, path) = rest.split_at(slash);
+    let path = if path.is_empty() { "/" } else { path };
     (port.parse().unwrap(), path.to_string())
 }
 
 pub fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).expect(&marker) + marker.len();
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"))
+        + marker.len();
     html[start..].split('"').next().unwrap().to_string()
 }
 
