@@ -161,7 +161,8 @@ bench-verify: build
 	python3 bench/verify.py --json .run/bench/verify.json
 	$(CARGO) test -q --release --test rsa_bench -- --ignored --nocapture 2>&1 | grep '^native' | tee .run/bench/native.txt
 
-# Where the module's own time goes on the warm path (or V8PROF_MODE=401): the module built with
+# Where the module's own time goes on the warm path (or V8PROF_MODE=401, or V8PROF_MODE=body:
+# row (h)'s tools/call POST on the bench's configuration with an mcp rule): the module built with
 # its function names, run in Node's V8 behind a fake host (bench/v8prof/harness.mjs) under
 # `node --cpu-prof`, then self time by function. A function LLVM inlined is counted in its caller:
 # mark it #[inline(never)] for the run, and name it in V8PROF_NO_INLINE (wasm-opt's inliner).
@@ -178,7 +179,7 @@ profile-v8: build
 	  scripts/wasm-opt.sh target/profile-v8/$(WASM_TARGET)/release/mcp_edge_auth.wasm \
 	  target/profile-v8/mcp_edge_auth.named.wasm --filter-exports
 	python3 -c 'import json, sys; sys.path.insert(0, "bench"); import bench; \
-	  json.dump(bench.plugin(), open(".run/bench/plugin.json", "w"))'
+	  json.dump(bench.plugin(mcp="$(V8PROF_MODE)" == "body"), open(".run/bench/plugin.json", "w"))'
 	rm -rf target/profile-v8/cpuprofile
 	node --cpu-prof --cpu-prof-dir=target/profile-v8/cpuprofile --cpu-prof-interval 20 \
 	  bench/v8prof/harness.mjs target/profile-v8/mcp_edge_auth.named.wasm .run/bench/plugin.json \

@@ -5,13 +5,16 @@
 // host calls are JavaScript stand-ins, so compare functions of the module, not totals with
 // Envoy.
 //
-//   node harness.mjs <module.wasm> <plugin config.json> <token file> [iterations] [warm|401]
+//   node harness.mjs <module.wasm> <plugin config.json> <token file> [iterations] [warm|401|body]
+//
+// `body` is row (h)'s request: a tools/call POST with the token, held at its headers, then its
+// whole body in one callback (the plugin configuration needs an `mcp` rule on /mcp).
 import fs from "node:fs";
 import crypto from "node:crypto";
 
 const [, , modulePath, configPath, tokenPath, iterationsArg, mode = "warm"] = process.argv;
 if (!modulePath || !configPath || !tokenPath) {
-  console.error("usage: node harness.mjs <module.wasm> <config.json> <token file> [iterations] [warm|401]");
+  console.error("usage: node harness.mjs <module.wasm> <config.json> <token file> [iterations] [warm|401|body]");
   process.exit(2);
 }
 const iterations = Number(iterationsArg || 200000);
@@ -53,8 +56,14 @@ const headers = [
   ["user-agent", "wrk"], ["x-forwarded-proto", "http"],
   ["x-request-id", "0b0f3c4e-8a0f-4b4e-9d0e-1c2b3a4d5e6f"],
 ];
-if (mode === "warm") headers.splice(4, 0, ["authorization", `Bearer ${token}`]);
+const body = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "add", arguments: { a: 1, b: 2 } } }));
+if (mode === "warm" || mode === "body") headers.splice(4, 0, ["authorization", `Bearer ${token}`]);
 else if (mode !== "401") throw new Error(`unknown mode ${mode}`);
+if (mode === "body") {
+  headers[2][1] = "POST";
+  headers.push(["content-type", "application/json"], ["accept", "application/json, text/event-stream"],
+    ["content-length", String(body.length)]);
+}
 const serialized = serialize(headers);
 
 const counts = { removed: 0, added: 0, localResponses: 0, logs: 0 };
@@ -63,6 +72,10 @@ const env = {
   proxy_log: (level, ptr, len) => { counts.logs++; if (level >= 3) console.error(text(ptr, len)); return OK; },
   proxy_get_log_level: (out) => { view().setUint32(out, 2, true); return OK; },
   proxy_get_buffer_bytes: (type, start, max, ptrOut, sizeOut) => {
+    if (type === 0 && mode === "body") { // 0: the request body
+      handOver(body.subarray(start, start + max), ptrOut, sizeOut);
+      return OK;
+    }
     if (type !== 7) return NOT_FOUND; // 7: plugin configuration
     handOver(config, ptrOut, sizeOut);
     return OK;
@@ -136,14 +149,18 @@ let next = ROOT + 1;
 function request() {
   const id = next++;
   exports_.proxy_on_context_create(id, ROOT);
-  const action = exports_.proxy_on_request_headers(id, headers.length, 1);
+  let action = exports_.proxy_on_request_headers(id, headers.length, mode === "body" ? 0 : 1);
+  if (mode === "body") {
+    if (action !== 1) throw new Error(`a body request was not held at its headers: action ${action}`);
+    action = exports_.proxy_on_request_body(id, body.length, 1);
+  }
   exports_.proxy_on_response_headers(id, 3, 0);
   exports_.proxy_on_delete(id);
   return action;
 }
 
 const action = request();
-const want = mode === "warm" ? { action: 0, localResponses: 0 } : { action: 1, localResponses: 1 };
+const want = mode !== "401" ? { action: 0, localResponses: 0 } : { action: 1, localResponses: 1 };
 if (action !== want.action || counts.localResponses !== want.localResponses) {
   throw new Error(`the first ${mode} request was not handled as expected: action ${action}, ${counts.localResponses} local responses`);
 }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::util::json::parse_object;
+use super::jsonrpc::{self, Body, Raw};
 
 /// One element of a request body, as far as authorization cares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,69 +60,106 @@ pub fn target_param(method: &str) -> Option<&'static str> {
     }
 }
 
-fn message(v: &Value, index: Option<usize>) -> Result<Message, BodyError> {
+fn message(raw: Raw, index: Option<usize>) -> Result<Message, BodyError> {
     let at = |what: &str| match index {
         Some(i) => format!("batch element {i}: {what}"),
         None => what.to_string(),
     };
-    let obj = v
-        .as_object()
-        .ok_or_else(|| BodyError::Invalid(at("not a JSON object")))?;
-    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    if !raw.object {
+        return Err(BodyError::Invalid(at("not a JSON object")));
+    }
+    if !raw.version {
         return Err(BodyError::Invalid(at("\"jsonrpc\" must be \"2.0\"")));
     }
-    let method = match obj.get("method") {
-        Some(Value::String(m)) => Some(m.clone()),
-        Some(_) => return Err(BodyError::Invalid(at("\"method\" must be a string"))),
+    let method = match raw.method {
+        Some(Some(m)) => Some(m),
+        Some(None) => return Err(BodyError::Invalid(at("\"method\" must be a string"))),
         None => None,
     };
-    let id = obj.get("id");
-    if let Some(id) = id {
-        if !(id.is_string() || id.is_number() || id.is_null()) {
+    let id = match raw.id {
+        Some(Some(id)) => Some(id),
+        Some(None) => {
             return Err(BodyError::Invalid(at(
                 "\"id\" must be a string or a number",
-            )));
+            )))
         }
-    }
+        None => None,
+    };
     match (method, id) {
         (Some(method), Some(id)) => {
             let target = match target_param(&method) {
                 None => None,
                 Some(param) => {
-                    let value = obj
-                        .get("params")
-                        .and_then(|p| p.get(param))
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| {
-                            BodyError::Invalid(at(&format!(
-                                "{method} needs params.{param} (a string)"
-                            )))
-                        })?;
-                    Some(value.to_string())
+                    let value = if param == "name" { raw.name } else { raw.uri };
+                    Some(value.ok_or_else(|| {
+                        BodyError::Invalid(at(&format!("{method} needs params.{param} (a string)")))
+                    })?)
                 }
             };
-            Ok(Message::Request {
-                id: id.clone(),
-                method,
-                target,
-            })
+            Ok(Message::Request { id, method, target })
         }
         (Some(method), None) => Ok(Message::Notification { method }),
-        (None, Some(_)) if obj.contains_key("result") || obj.contains_key("error") => {
-            Ok(Message::Response)
-        }
+        (None, Some(_)) if raw.reply => Ok(Message::Response),
         (None, _) => Err(BodyError::Invalid(at("no \"method\""))),
     }
 }
 
-/// Parses a POST body: one message or a non-empty batch.
+/// Parses a POST body: one message or a non-empty batch. Duplicate member names ("method"
+/// twice) are refused: two parsers must never see different calls (`jsonrpc.rs`).
 pub fn parse_body(body: &[u8]) -> Result<Vec<Message>, BodyError> {
     let trimmed = body
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .and_then(|i| body.get(i..))
         .unwrap_or(&[]);
-    match trimmed.first() {
+    if trimmed.is_empty() {
+        return Err(BodyError::Invalid("empty body".into()));
+    }
+    match jsonrpc::read(body).map_err(BodyError::Parse)? {
+        Body::Single(raw) => Ok(vec![message(raw, None)?]),
+        Body::Batch(list) if list.is_empty() => Err(BodyError::Invalid("empty batch".into())),
+        Body::Batch(list) => {
+            let mut messages = Vec::with_capacity(list.len());
+            for (i, raw) in list.into_iter().enumerate() {
+                messages.push(message(raw, Some(i))?);
+            }
+            Ok(messages)
+        }
+    }
+}
+
+/// The body parser as it was before `jsonrpc.rs`: the whole body into serde_json `Value`s,
+/// then each message read from its tree (a duplicate member refused only at the top of a
+/// single message; elsewhere the last one wins). Kept for the differential tests and the
+/// `jsonrpc` fuzz target, never in the module.
+#[cfg(any(test, fuzzing))]
+pub fn parse_body_reference(body: &[u8]) -> Result<Vec<Message>, BodyError> {
+    fn one(v: &Value, index: Option<usize>) -> Result<Message, BodyError> {
+        let Some(obj) = v.as_object() else {
+            return message(Raw::default(), index);
+        };
+        let text = |k: &str| obj.get(k).map(|v| v.as_str().map(str::to_string));
+        let param = |k: &str| {
+            obj.get("params")
+                .and_then(|p| p.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let raw = Raw {
+            object: true,
+            version: text("jsonrpc").flatten().is_some_and(|v| v == "2.0"),
+            method: text("method"),
+            id: obj
+                .get("id")
+                .map(|id| (id.is_string() || id.is_number() || id.is_null()).then(|| id.clone())),
+            name: param("name"),
+            uri: param("uri"),
+            reply: obj.contains_key("result") || obj.contains_key("error"),
+        };
+        message(raw, index)
+    }
+    let trimmed = body.iter().position(|b| !b.is_ascii_whitespace());
+    match trimmed.and_then(|i| body.get(i)) {
         None => Err(BodyError::Invalid("empty body".into())),
         Some(b'[') => {
             let v: Value =
@@ -133,14 +170,12 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<Message>, BodyError> {
             }
             list.iter()
                 .enumerate()
-                .map(|(i, m)| message(m, Some(i)))
+                .map(|(i, m)| one(m, Some(i)))
                 .collect()
         }
         Some(_) => {
-            // Duplicate member names ("method" twice) are refused: two parsers must never
-            // see different calls.
-            let obj = parse_object(body).map_err(BodyError::Parse)?;
-            Ok(vec![message(&Value::Object(obj), None)?])
+            let obj = crate::util::json::parse_object(body).map_err(BodyError::Parse)?;
+            one(&Value::Object(obj), None).map(|m| vec![m])
         }
     }
 }
@@ -334,6 +369,223 @@ mod tests {
             parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call"}"#)
                 .unwrap_err();
         assert!(dup.to_string().contains("duplicate member"), "{dup}");
+    }
+
+    /// The one-pass reader (`jsonrpc.rs`) against the tree-building parser it replaced, on
+    /// generated bodies and byte-level mutations of them: the same messages or the same
+    /// error, except where the new reader refuses a duplicate member the old one let the
+    /// last copy win (inside a batch element, or `params.name` / `params.uri`).
+    #[test]
+    fn one_pass_reader_agrees_with_the_tree_parser() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let keys = [
+            "jsonrpc",
+            "method",
+            "id",
+            "params",
+            "result",
+            "error",
+            "name",
+            "uri",
+            "arguments",
+            "met\\u0068od",
+            "x",
+        ];
+        let scalars = [
+            r#""2.0""#,
+            r#""1.0""#,
+            "5",
+            "-0",
+            "1.5e3",
+            "null",
+            "true",
+            r#""tools/call""#,
+            r#""prompts/get""#,
+            r#""resources/read""#,
+            r#""add""#,
+            r#""a\u0064d\n""#,
+            r#""\ud83d\ude00""#,
+            "18446744073709551616",
+            "{}",
+            "[]",
+        ];
+        fn value(
+            next: &mut dyn FnMut(usize) -> usize,
+            keys: &[&str],
+            scalars: &[&str],
+            depth: u32,
+        ) -> String {
+            match next(if depth > 2 { 1 } else { 4 }) {
+                0 => scalars[next(scalars.len())].to_string(),
+                1 | 2 => {
+                    let n = next(5);
+                    let members: Vec<String> = (0..n)
+                        .map(|_| {
+                            format!(
+                                "\"{}\":{}",
+                                keys[next(keys.len())],
+                                value(next, keys, scalars, depth + 1)
+                            )
+                        })
+                        .collect();
+                    format!("{{{}}}", members.join(","))
+                }
+                _ => {
+                    let n = next(3);
+                    let items: Vec<String> = (0..n)
+                        .map(|_| value(next, keys, scalars, depth + 1))
+                        .collect();
+                    format!("[{}]", items.join(","))
+                }
+            }
+        }
+        let message = |next: &mut dyn FnMut(usize) -> usize| {
+            let mut m = vec![r#""jsonrpc":"2.0""#.to_string()];
+            let method = [
+                "tools/call",
+                "prompts/get",
+                "resources/read",
+                "tools/list",
+                "notifications/x",
+            ];
+            if next(6) > 0 {
+                m.push(format!("\"method\":\"{}\"", method[next(method.len())]));
+            }
+            if next(3) > 0 {
+                m.push(format!("\"id\":{}", scalars[next(scalars.len())]));
+            }
+            if next(3) > 0 {
+                m.push(format!("\"params\":{}", value(next, &keys, &scalars, 1)));
+            }
+            for _ in 0..next(3) {
+                m.push(format!(
+                    "\"{}\":{}",
+                    keys[next(keys.len())],
+                    value(next, &keys, &scalars, 1)
+                ));
+            }
+            let n = m.len();
+            m.swap(next(n), next(n));
+            format!("{{{}}}", m.join(","))
+        };
+        const POOL: &[u8] = b"{}[]\":,\\ u0\x80x1e\\";
+        let (mut agreed, mut stricter) = (0, 0);
+        for round in 0..20_000 {
+            let mut body = if round % 4 == 0 {
+                let n = next(4);
+                let items: Vec<String> = (0..n).map(|_| message(&mut next)).collect();
+                format!(" [{}]", items.join(","))
+            } else {
+                message(&mut next)
+            }
+            .into_bytes();
+            if round % 3 == 0 && !body.is_empty() {
+                let i = next(body.len());
+                match next(3) {
+                    0 => {
+                        body.remove(i);
+                    }
+                    1 => body.insert(i, POOL[next(POOL.len())]),
+                    _ => body[i] = POOL[next(POOL.len())],
+                }
+            }
+            let new = parse_body(&body);
+            let old = parse_body_reference(&body);
+            match (&new, &old) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{}", String::from_utf8_lossy(&body)),
+                (Err(BodyError::Parse(e)), _)
+                    if e.contains("duplicate member") && old.is_ok()
+                        || matches!(&old, Err(BodyError::Invalid(_)))
+                            && e.contains("duplicate member") =>
+                {
+                    stricter += 1;
+                    continue;
+                }
+                (Err(a), Err(b)) => {
+                    assert_eq!(
+                        a.code(),
+                        b.code(),
+                        "{}: {a} / {b}",
+                        String::from_utf8_lossy(&body)
+                    );
+                    if let BodyError::Invalid(_) = a {
+                        assert_eq!(a, b, "{}", String::from_utf8_lossy(&body));
+                    }
+                }
+                _ => panic!("{}: {new:?} / {old:?}", String::from_utf8_lossy(&body)),
+            }
+            agreed += 1;
+        }
+        assert!(
+            agreed > 15_000 && stricter > 0,
+            "{agreed} agreed, {stricter} stricter"
+        );
+    }
+
+    #[test]
+    fn the_one_pass_reader_decodes_names_and_refuses_duplicates_it_could_misread() {
+        // Escapes are decoded before anything is compared: the backend sees "add".
+        let m = parse_body(br#"{"jsonrpc":"2.0","id":1,"method":"tools/c\u0061ll","params":{"n\u0061me":"a\u0064d","arguments":{"name":"x","name":"y"}}}"#).unwrap();
+        assert_eq!(m, vec![req("tools/call", Some("add"))]);
+        for (body, named) in [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","met\u0068od":"tools/call"}"#,
+                "method",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","name":"rm"}}"#,
+                "params.name",
+            ),
+            (
+                r#"[{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/list"}]"#,
+                "id",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","x":1,"x":2}"#,
+                "x",
+            ),
+        ] {
+            let e = parse_body(body.as_bytes()).unwrap_err();
+            assert_eq!(e.code(), -32700, "{body}");
+            assert!(
+                e.to_string()
+                    .contains(&format!("duplicate member \"{named}\"")),
+                "{body}: {e}"
+            );
+        }
+        // Well-formedness is serde_json's, in skipped values too.
+        for bad in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"a":[1,]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"} x"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":"\ud800"}"#,
+        ] {
+            assert_eq!(
+                parse_body(bad.as_bytes()).unwrap_err().code(),
+                -32700,
+                "{bad}"
+            );
+        }
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let e = parse_body(deep.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("recursion limit"), "{e}");
+        let e = parse_body(
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":\"\xff\"}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Parse error: invalid unicode code point at line 1 column 57"
+        );
     }
 
     #[test]

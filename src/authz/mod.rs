@@ -4,6 +4,7 @@
 //!
 //! Uses: `token` (claims), `util`.
 
+mod jsonrpc;
 pub mod mcp;
 pub mod policy;
 pub mod rules;
