@@ -784,7 +784,13 @@ fn check_body(cfg: &Config, check: &BodyCheck, body: &[u8]) -> Decision {
         }
     };
     let id = mcp::reply_id(&messages);
-    let published = mcp_call(&messages);
+    // Rendered only when the configuration publishes them (most publish nothing).
+    let wanted = cfg.filter_state;
+    let published = if wanted.contains(state::MCP_METHOD) || wanted.contains(state::TOOL) {
+        mcp_call(&messages)
+    } else {
+        Published::default()
+    };
     if let Some(text) = mcp::header_mismatch(
         &messages,
         check.mcp_method.as_deref(),
@@ -2329,8 +2335,16 @@ mod tests {
 
     #[test]
     fn the_body_decision_publishes_the_method_and_tool() {
-        let cfg = mcp_config();
+        let mut cfg = mcp_config();
         let t = scoped("mcp.use calculator.add");
+        // A configuration that publishes nothing gets the method and tool not even rendered.
+        let check = need_body(run(&cfg, &req("POST", "/mcp", vec![&t])));
+        let call_add = call("add", 1).to_string().into_bytes();
+        assert_eq!(
+            state_of(&decide_body(&cfg, &check, &call_add)),
+            vec![(state::DECISION, "allowed".into())]
+        );
+        cfg.filter_state = state::Published::EVERY;
         let head = run(&cfg, &req("POST", "/mcp", vec![&t]));
         // The header phase publishes who; the body decides, so no decision yet.
         let got = state_of(&head);
