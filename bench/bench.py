@@ -9,6 +9,9 @@ driven by wrk -t1 -c16 for DURATION seconds after a warm-up):
      issuer and audience, drop the token; d-h the same with one claim header added
   a2x the empty filter exporting only the callbacks mcp-edge-auth exports (scripts/wasm-opt.sh)
   e  mcp-edge-auth cold RS256 / ES256 (a fresh token per request, token cache off)
+  e1-forged / b-forged  a flood of forged RS256 tokens (a known kid, a bad signature, a new
+     token per request) against mcp-edge-auth and jwt_authn: 401 after one signature check
+  b-cold-es jwt_authn cold ES256 (a fresh token per request), beside (e2)
   f  401 path (no token)          g  PRM document
   h  tools/call POST with body inspection (warm token)
   h2 the same POST with Mcp-Method/Mcp-Name on a rule with mcp.trust_headers: decided from
@@ -376,6 +379,23 @@ def run(name, filters, path="/mcp", token_file=None, body=None, expect=200, mcp_
         return r
 
 
+def forged_tokens(path):
+    """The tokens of `path` with one signature character changed (the middle one, to another
+    base64url character, so the signature still decodes to as many bytes): the header names a
+    key the verifier holds, the signature check fails. Written beside `path` as forged-<name>."""
+    out = os.path.join(os.path.dirname(path), "forged-" + os.path.basename(path))
+    with open(path) as src, open(out, "w") as dst:
+        for line in src:
+            token = line.strip()
+            if not token:
+                continue
+            head, sig = token.rsplit(".", 1)
+            i = len(sig) // 2
+            sig = sig[:i] + ("A" if sig[i] != "A" else "B") + sig[i + 1:]
+            dst.write(f"{head}.{sig}\n")
+    return out
+
+
 def scenarios():
     one = os.path.join(TOK, "one.txt")
     rs = os.path.join(TOK, "rs256.txt")
@@ -396,6 +416,13 @@ def scenarios():
         ("e1", "mcp-edge-auth cold RS256 (token per request)", "(e) cold RS256", [wasm_filter(MODULE, plugin(cache=False))], dict(token_file=rs)),
         ("e2", "mcp-edge-auth cold ES256 (token per request)", "(e) cold ES256", [wasm_filter(MODULE, plugin(cache=False))], dict(token_file=es)),
         ("b-cold", "jwt_authn cold RS256 (token per request)", "(b) jwt_authn cold RS256", [jwt_authn(False)], dict(token_file=rs)),
+        ("b-cold-es", "jwt_authn cold ES256 (token per request)", "(b) jwt_authn cold ES256", [jwt_authn(False)], dict(token_file=es)),
+        # A flood of forged tokens: a known kid, a signature that does not verify, a new token
+        # per request (forged_tokens()): one full signature check each, then 401.
+        ("e1-forged", "mcp-edge-auth forged RS256 flood (known kid, bad signature)", "(e) forged RS256 flood",
+         [wasm_filter(MODULE, plugin())], dict(token_file=forged_tokens(rs), expect=401)),
+        ("b-forged", "jwt_authn forged RS256 flood (known kid, bad signature)", "(b) jwt_authn forged RS256 flood",
+         [jwt_authn(False)], dict(token_file=forged_tokens(rs), expect=401)),
         ("f", "mcp-edge-auth 401 (no token)", "(f) 401 path", [wasm_filter(MODULE, plugin())], dict(expect=401)),
         ("g", "mcp-edge-auth PRM document", "(g) PRM", [wasm_filter(MODULE, plugin())], dict(path="/.well-known/oauth-protected-resource/mcp")),
         ("h", "mcp-edge-auth tools/call body check (warm)", "(h) tools/call body", [wasm_filter(MODULE, plugin(mcp=True)), buffer_filter()],
@@ -433,6 +460,8 @@ TARGETS = [("d", "b", 1.0), ("d", "a2", 0.9), ("d", "c", None), ("e1", "b", 0.5)
            ("f", "a2", 0.9), ("g", "a2", 0.9), ("d-h", "a2", None), ("d", "a2x", None),
            ("a2x", "a2", None), ("hc-pz", "a2x", None), ("d", "hc-pz", None), ("h2", "h", None),
            ("h", "a2b", 0.9), ("h", "i", 1.3), ("a2b", "ha", None),
+           # Cold pools and the forged-token flood against jwt_authn.
+           ("e1", "b-cold", 0.8), ("e2", "b-cold-es", None), ("e1-forged", "b-forged", None),
            # The façade configured must leave the plain token path within noise of (d): judged
            # by instructions per request (bench/instructions.py), req/s being noisier than that.
            ("d-f", "d", None)]
