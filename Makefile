@@ -18,7 +18,7 @@
 #   make bench-memory   Envoy's RSS with the filter vs the empty Wasm filter, 2 and 4 workers, 1k/100k cached tokens
 #   make bench-instructions   instructions per request, Envoy under callgrind (steady, unlike req/s)
 #   make bench-hostcalls   the price of one host call (pass-through module, Envoy under callgrind)
-#   make bench-verify   per-verify µs inside Envoy's V8 (RSA vs rsa 0.10, ES256 vs the p256 crate) and natively
+#   make bench-verify   per-verify µs inside Envoy's V8 (ours vs rsa 0.10, the p256 crate and ring 0.17) and natively
 #   make profile-v8     the warm path's profile by Wasm function, the module in Node's V8 (bench/v8prof)
 #   make rsa-diff       the long RSA differential test against rsa 0.10 (RSA_DIFF_KEYS, RSA_DIFF_MESSAGES)
 #   make p256-diff      the long ES256 differential test against the p256 crate (P256_DIFF_KEYS)
@@ -155,10 +155,21 @@ bench-hostcalls: build
 
 # Per-verify microbenchmark: VERIFY_ITERATIONS (2000) signature checks inside Envoy's V8
 # (bench/verify module, on_configure), then the same natively in release mode.
+# The ring backend lives in a module of its own (bench/verify's feature `ring`,
+# target/wasm/verify_bench_ring.wasm; every V8 row runs in it): ring's C parts are built for
+# wasm32-wasip1 by Debian's clang (it has the wasm32 target) and archived by llvm-ar; ring's
+# build script adds -nostdlibinc for wasm32, so no WASI sysroot is needed. `make build` and
+# the tests never build ring.
+RING_ENV := CC_wasm32_wasip1=clang AR_wasm32_wasip1=llvm-ar
+VERIFY_CASES ?= RS256:fast,RS256:rsa10,RS256:ring,PS256:fast,PS256:rsa10,PS256:ring,ES256:fast,ES256:p256,ES256:ring
 bench-verify: build
+	@command -v clang >/dev/null && command -v llvm-ar >/dev/null || { apt-get update -qq && apt-get install -y -qq clang llvm; }
+	$(RING_ENV) $(CARGO) build -p verify-bench --features ring --release --target $(WASM_TARGET)
+	@bash scripts/wasm-opt.sh $(RAW)/verify_bench.wasm target/wasm/verify_bench_ring.wasm
 	$(CARGO) build -q -p devstack
-	@test -f .run/bench/jwks.json -a -f .run/bench/ps256.txt || target/debug/devstack bench-tokens --out .run/bench --count 10
-	python3 bench/verify.py --json .run/bench/verify.json
+	@test -f .run/bench/jwks.json -a -f .run/bench/ps256.txt -a -f .run/bench/es256.txt || target/debug/devstack bench-tokens --out .run/bench --count 10
+	VERIFY_MODULE=target/wasm/verify_bench_ring.wasm python3 bench/verify.py --check
+	VERIFY_CASES=$(VERIFY_CASES) python3 bench/verify.py --json .run/bench/verify.json
 	$(CARGO) test -q --release --test rsa_bench -- --ignored --nocapture 2>&1 | grep '^native' | tee .run/bench/native.txt
 
 # Where the module's own time goes on the warm path (or V8PROF_MODE=401, or V8PROF_MODE=body:

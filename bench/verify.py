@@ -5,16 +5,21 @@ For each (algorithm, backend) Envoy validates a bootstrap whose only filter is t
 module (bench/verify, target/wasm/verify_bench.wasm); its on_configure runs
 the filter's signature check ITERATIONS times and logs one line, which is read back here.
 Backends: `fast` (the filter's own path: src/crypto/rsa.rs, src/crypto/p256.rs), `rsa10` (the
-`rsa` 0.10 crate the filter used before for RS*/PS*) and `p256` (the p256 crate's verifier it
-used before for ES256). Keys and tokens come from `devstack bench-tokens` in
-.run/bench (one RSA-2048 and one P-256 key).
+`rsa` 0.10 crate the filter used before for RS*/PS*), `p256` (the p256 crate's verifier it
+used before for ES256) and `ring` (ring 0.17; only in the module built with bench/verify's
+feature `ring`, target/wasm/verify_bench_ring.wasm, which `make bench-verify` builds: when a
+case names `ring` and VERIFY_MODULE is not set, every case runs in that module, so the rows
+share one module). Keys and tokens come from `devstack bench-tokens` in .run/bench (one
+RSA-2048 and one P-256 key).
 
 Usage: bench/verify.py [--json OUT]   (VERIFY_ITERATIONS, default 2000)
        bench/verify.py --decide [OUT]   (the filter's whole per-request work without host
                                          calls: header parse, decision, on the bench's
                                          configuration; warm, 401 and PRM; writes OUT)
-       bench/verify.py --check          (the module's fast path vs rsa 0.10 inside V8, on
-                                         VERIFY_CHECK_TOKENS tokens and corrupted copies)
+       bench/verify.py --check          (the module's fast path vs rsa 0.10 (RS256, PS256) and
+                                         the p256 crate (ES256) inside V8, and vs ring in the
+                                         ring module (VERIFY_MODULE), on VERIFY_CHECK_TOKENS
+                                         tokens and corrupted copies)
 """
 import json
 import os
@@ -28,10 +33,13 @@ import bench  # noqa: E402  (bench/bench.py: the shared Envoy bootstrap)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.path.join(ROOT, ".venv/bin/envoy")
-MODULE = os.environ.get("VERIFY_MODULE", os.path.join(ROOT, "target/wasm/verify_bench.wasm"))
 TOK = os.path.join(ROOT, ".run/bench")
 ITERATIONS = int(os.environ.get("VERIFY_ITERATIONS", "2000"))
 CASES = [tuple(c.split(":")) for c in os.environ.get("VERIFY_CASES", "RS256:rsa10,RS256:fast,PS256:rsa10,PS256:fast,ES256:p256,ES256:fast").split(",")]
+RING_MODULE = os.path.join(ROOT, "target/wasm/verify_bench_ring.wasm")
+MODULE = os.environ.get("VERIFY_MODULE") or (
+    RING_MODULE if any(backend == "ring" for _, backend in CASES)
+    else os.path.join(ROOT, "target/wasm/verify_bench.wasm"))
 LINE = re.compile(r"verify (\S+) \[(\S+)\]: (\d+) iterations, ([\d.]+) µs per verify \(best batch ([\d.]+) µs\)")
 
 
@@ -59,7 +67,8 @@ def measure(alg, backend):
 
 
 def check(alg, count):
-    """The wasm (SIMD128) fast path against rsa 0.10 inside V8 on `count` tokens."""
+    """The wasm (SIMD128) fast path against rsa 0.10 or the p256 crate (and ring, in the ring
+    module) inside V8 on `count` tokens."""
     jwks = open(os.path.join(TOK, "jwks.json")).read()
     tokens = [t.strip() for t in open(os.path.join(TOK, alg.lower() + ".txt")) if t.strip()][:count]
     cfg = {"verify_check": {"alg": alg, "jwks": jwks, "tokens": tokens}}
@@ -70,10 +79,10 @@ def check(alg, count):
                              capture_output=True, text=True, timeout=600)
     m = re.search(r"verify check .*", out.stdout + out.stderr)
     if not m:
-        sys.exit(f"check {alg}: no result line")
+        sys.exit(f"check {alg}: no result line in Envoy's output:\n{(out.stdout + out.stderr)[-2000:]}")
     print(m.group(0), flush=True)
     if " 0 mismatches" not in m.group(0):
-        sys.exit("mismatch between the fast path and rsa 0.10 inside V8")
+        sys.exit("mismatch between the fast path and a reference verifier inside V8")
 
 
 def decide(out_path=None):
@@ -101,9 +110,11 @@ def main():
         decide(sys.argv[2] if len(sys.argv) > 2 else None)
         return
     if len(sys.argv) >= 2 and sys.argv[1] == "--check":
-        for alg in ("RS256", "PS256"):
+        print(f"module: {os.path.relpath(MODULE, ROOT)}", flush=True)
+        for alg in ("RS256", "PS256", "ES256"):
             check(alg, int(os.environ.get("VERIFY_CHECK_TOKENS", "1000")))
         return
+    print(f"module: {os.path.relpath(MODULE, ROOT)} ({os.path.getsize(MODULE)} bytes)", flush=True)
     results = []
     for alg, backend in CASES:
         r = measure(alg, backend)

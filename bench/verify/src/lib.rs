@@ -5,15 +5,20 @@
 //! the root context's `on_configure` parses the key set with the filter's own code
 //! (`jwks::KeySet::parse`, which also does the per-key precomputation), then checks the
 //! token's signature `iterations` times with `signature::verify` (backend `fast`), with the
-//! `rsa` 0.10 crate the filter used before for RS*/PS* (backend `rsa10`) or with the p256
-//! crate's verifier it used before for ES256 (backend `p256`), timed with the host clock, and
-//! logs one line at warn level:
+//! `rsa` 0.10 crate the filter used before for RS*/PS* (backend `rsa10`), with the p256
+//! crate's verifier it used before for ES256 (backend `p256`) or with `ring` 0.17 (backend
+//! `ring`, only in a module built with the cargo feature `ring`: `make bench-verify`), timed
+//! with the host clock, and logs one line at warn level:
 //! `verify RS256 [fast]: 2000 iterations, 97.1 µs per verify (best batch 95.0 µs)`.
+//! Before timing, every backend must accept the token and refuse it with one bit of its
+//! signature flipped.
 //! The HTTP side is an empty pass-through; nothing here is meant to serve traffic.
 
 use std::time::SystemTime;
 
 mod decide_bench;
+#[cfg(feature = "ring")]
+mod ring_backend;
 mod rsa10_reference;
 
 use mcp_edge_auth::keys::alg::Alg;
@@ -86,6 +91,12 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
         mcp_edge_auth::crypto::b64::decode_segment(sig_b64).ok_or("signature is not base64url")?;
     let input = input.as_bytes();
 
+    if !refuses_flipped_signature(backend, alg, jwks, input, &sig)? {
+        return Err(format!(
+            "{alg_name} [{backend}]: a signature with one bit flipped verifies"
+        ));
+    }
+
     let mut check: Box<dyn FnMut() -> bool> = match backend {
         "fast" => {
             let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
@@ -113,6 +124,15 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
                 .ok_or("no P-256 key")?;
             Box::new(move || p256_verify(&key, input, &sig))
         }
+        #[cfg(feature = "ring")]
+        "ring" => {
+            let key = ring_backend::ring_key(alg, jwks)?;
+            Box::new(move || ring_backend::ring_verify(alg, &key, input, &sig))
+        }
+        #[cfg(not(feature = "ring"))]
+        "ring" => {
+            return Err("backend ring: this module was built without the feature ring".into())
+        }
         other => return Err(format!("unknown backend {other}")),
     };
     if !check() {
@@ -124,6 +144,42 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
     Ok(format!(
         "verify {alg_name} [{backend}]: {total} iterations, {mean:.1} µs per verify (best batch {best:.1} µs)"
     ))
+}
+
+/// Whether `backend` refuses `sig` with its last byte's low bit flipped (checked once
+/// before timing, so a backend that accepts anything cannot show up as fast).
+fn refuses_flipped_signature(
+    backend: &str,
+    alg: Alg,
+    jwks: &str,
+    input: &[u8],
+    sig: &[u8],
+) -> Result<bool, String> {
+    let mut bad = sig.to_vec();
+    if let Some(last) = bad.last_mut() {
+        *last ^= 1;
+    }
+    let accepted = match backend {
+        "fast" => {
+            let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+            set.keys
+                .iter()
+                .filter(|k| alg.fits(&k.key))
+                .any(|k| signature::verify(alg, &k.key, input, &bad))
+        }
+        "rsa10" => rsa10_verify(alg, &rsa10_key(jwks)?, input, &bad),
+        "p256" => {
+            let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+            set.keys.iter().any(|k| match &k.key {
+                mcp_edge_auth::keys::jwks::PublicKey::P256(p) => p256_verify(p, input, &bad),
+                _ => false,
+            })
+        }
+        #[cfg(feature = "ring")]
+        "ring" => ring_backend::ring_verify(alg, &ring_backend::ring_key(alg, jwks)?, input, &bad),
+        other => return Err(format!("unknown backend {other}")),
+    };
+    Ok(!accepted)
 }
 
 /// ES256 as the p256 crate checks it (what `signature::verify` did before src/crypto/p256.rs).
@@ -232,10 +288,14 @@ fn bytes_check() -> String {
     )
 }
 
+/// A verifier of (signing input, signature) with its key built in.
+type Verifier = dyn Fn(&[u8], &[u8]) -> bool;
+
 /// `{"verify_check": {"alg", "jwks", "tokens": [...]}}`: the wasm build of the fast path (with
-/// SIMD128) against `rsa` 0.10 in the same VM, on every token and on corrupted copies (bit
-/// flips, s = 0, s = 1, all-ones, truncated); logs
-/// `verify check RS256: N cases, A accepted by both, M mismatches`.
+/// SIMD128) against the crate it replaced in the same VM (`rsa` 0.10 for RS*/PS*, the p256
+/// crate for ES256) and, in a module built with the feature `ring`, against ring too, on every
+/// token and on corrupted copies (bit flips, s = 0, s = 1, all-ones, truncated); logs
+/// `verify check RS256 (rsa10, ring): N cases, A accepted by all, M mismatches`.
 fn check(c: &serde_json::Value) -> Result<String, String> {
     let text = |k: &str| {
         c.get(k)
@@ -252,7 +312,25 @@ fn check(c: &serde_json::Value) -> Result<String, String> {
         .find(|k| alg.fits(&k.key))
         .ok_or("no key for the algorithm")?
         .key;
-    let reference = rsa10_key(jwks)?;
+    let (reference_name, reference): (&str, Box<Verifier>) = if alg == Alg::Es256 {
+        let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+        let key = set
+            .keys
+            .into_iter()
+            .find_map(|k| match k.key {
+                mcp_edge_auth::keys::jwks::PublicKey::P256(p) => Some(p),
+                _ => None,
+            })
+            .ok_or("no P-256 key")?;
+        ("p256", Box::new(move |m, s| p256_verify(&key, m, s)))
+    } else {
+        let key = rsa10_key(jwks)?;
+        ("rsa10", Box::new(move |m, s| rsa10_verify(alg, &key, m, s)))
+    };
+    #[cfg(feature = "ring")]
+    let (others, ring_key) = (", ring", ring_backend::ring_key(alg, jwks)?);
+    #[cfg(not(feature = "ring"))]
+    let others = "";
     let tokens = c
         .get("tokens")
         .and_then(|t| t.as_array())
@@ -279,16 +357,25 @@ fn check(c: &serde_json::Value) -> Result<String, String> {
         }
         for s in &variants {
             let a = signature::verify(alg, &fast, input.as_bytes(), s);
-            let b = rsa10_verify(alg, &reference, input.as_bytes(), s);
+            let b = reference(input.as_bytes(), s);
+            #[cfg(feature = "ring")]
+            let c = ring_backend::ring_verify(alg, &ring_key, input.as_bytes(), s);
+            #[cfg(not(feature = "ring"))]
+            let c = a;
             cases += 1;
-            accepted += usize::from(a && b);
-            if a != b {
-                mismatches.push(format!("fast {a} rsa10 {b}"));
+            accepted += usize::from(a && b && c);
+            if a != b || a != c {
+                let ring = if others.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ring {c}")
+                };
+                mismatches.push(format!("fast {a} {reference_name} {b}{ring}"));
             }
         }
     }
     Ok(format!(
-        "verify check {alg_name}: {cases} cases, {accepted} accepted by both, {} mismatches {:?}",
+        "verify check {alg_name} ({reference_name}{others}): {cases} cases, {accepted} accepted by all, {} mismatches {:?}",
         mismatches.len(),
         mismatches.iter().take(3).collect::<Vec<_>>()
     ))
