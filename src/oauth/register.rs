@@ -109,10 +109,9 @@ fn try_register(ctx: &mut Ctx<'_>, body: &[u8]) -> Result<Response, Response> {
     if body.len() > MAX_BODY {
         return Err(metadata_error("registration request is too large"));
     }
-    // Read as a Map (the type the sealed payloads and the token response use: one copy of
-    // the parser); anything but an object fails here.
-    let v: Map<String, Value> = serde_json::from_slice(body)
-        .map_err(|_| metadata_error("registration request must be a JSON object"))?;
+    // Anything but an object fails here.
+    let v: Map<String, Value> = super::seal::object(body)
+        .ok_or_else(|| metadata_error("registration request must be a JSON object"))?;
     match v.get("token_endpoint_auth_method") {
         None | Some(Value::Null) => {}
         Some(Value::String(m)) if m == "none" => {}

@@ -470,7 +470,7 @@ impl Continuation {
     /// The client's response for the upstream's (`status`, `body`); a `status` of 0 means
     /// the call itself failed (timeout, no connection).
     pub fn finish(self, ctx: &mut Ctx<'_>, status: u16, body: &[u8]) -> Response {
-        let parsed: Option<Map<String, Value>> = serde_json::from_slice(body).ok();
+        let parsed: Option<Map<String, Value>> = super::seal::object(body);
         if status != 200 {
             return cors(
                 match parsed

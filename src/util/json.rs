@@ -15,8 +15,10 @@ use serde_json::{Map, Number, Value};
 /// Parses `bytes` as a JSON object with unique top-level member names.
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
+    // deserialize_any, not deserialize_map: every kind of value lands in this visitor, so
+    // serde_json's "invalid type" path (and the float formatting it links) is never used.
     let map = (&mut de)
-        .deserialize_map(UniqueObject)
+        .deserialize_any(UniqueObject)
         .map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;
     Ok(map)
@@ -24,11 +26,37 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
 
 struct UniqueObject;
 
+fn not_an_object<E: serde::de::Error>() -> E {
+    E::custom("expected a JSON object")
+}
+
 impl<'de> Visitor<'de> for UniqueObject {
     type Value = Map<String, Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(not_an_object())
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(not_an_object())
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(not_an_object())
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(not_an_object())
+    }
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(not_an_object())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Err(not_an_object())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(not_an_object())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
