@@ -1,22 +1,19 @@
 //! `x^e mod n` for a public RSA modulus: Montgomery arithmetic built once per key.
 //!
-//! Numbers are little-endian vectors of 29-bit limbs held in `u32`s (71 limbs for a
-//! 2048-bit modulus: 13 % fewer limb products than 27-bit limbs). A product of two limbs is
-//! below 2^58, so 64 of them fit in a `u64`: a dot product adds its terms in `u64` lanes, at
-//! most 64 per lane (groups of at most 128 limb pairs over four lanes), and adds the lanes up
-//! in a `u128`. A Montgomery product so sums every term of a result column before carrying
-//! (at most 2 × 283 products for an 8192-bit modulus, < 2^68), once per column instead of
-//! once per product. The columns are dot products of contiguous slices (one operand is kept
-//! reversed), which the compiler turns into tight loops, and into `i64x2.extmul` when the
-//! wasm build has SIMD128.
+//! Numbers are little-endian vectors of 27-bit limbs held in `u32`s. A product of two limbs
+//! is below 2^54, so a Montgomery product can add up every term of a result column in one
+//! `u64` (at most 2 × 304 products for an 8192-bit modulus, < 2^63.3) and carry only once
+//! per column instead of once per product. The columns are dot products of contiguous
+//! slices (one operand is kept reversed), which the compiler turns into tight loops, and
+//! into `i64x2.extmul` when the wasm build has SIMD128.
 //!
-//! `R = 2^(29·L)` is at least `4n`, so intermediate values may stay in `[0, 2n)`
+//! `R = 2^(27·L)` is at least `4n`, so intermediate values may stay in `[0, 2n)`
 //! ("almost Montgomery"): no conditional subtraction until the very end. Everything here
 //! runs on public values (signature, key, exponent), so it is variable-time by design and
 //! must never be used with a secret exponent.
 
 /// Bits per limb.
-const W: u32 = 29;
+const W: u32 = 27;
 const MASK: u64 = (1 << W) - 1;
 /// Largest modulus this arithmetic is sized for (the column bound above).
 pub const MAX_BITS: usize = 8192;
@@ -34,7 +31,7 @@ pub struct Modulus {
     n: Vec<u32>,
     /// The same limbs, most significant first (after `P` zero limbs).
     n_rev: Vec<u32>,
-    /// `-n⁻¹ mod 2^29`.
+    /// `-n⁻¹ mod 2^27`.
     n0inv: u32,
     /// The public exponent.
     e: u64,
@@ -71,7 +68,7 @@ impl Modulus {
         if n_be.last().is_none_or(|b| b & 1 == 0) || bits < 3 {
             return Err(ModulusError::Even);
         }
-        // R = 2^(29·L) ≥ 4n  ⇔  29·L ≥ bits + 2.
+        // R = 2^(27·L) ≥ 4n  ⇔  27·L ≥ bits + 2.
         let limbs = (bits + 2).div_ceil(W as usize);
         let n = limbs_from_be(n_be, limbs).ok_or(ModulusError::TooLarge)?;
         let n0 = n.get(P).copied().unwrap_or(1);
@@ -169,7 +166,7 @@ impl Modulus {
         self.reduce(
             |k| {
                 let (lo, hi) = if k < l { (0, k + 1) } else { (k + 1 - l, l) };
-                dot(a, rev, hi, l - 1 + hi - k, hi - lo)
+                dot(Acc::ZERO, a, rev, hi, l - 1 + hi - k, hi - lo)
             },
             &mut scratch.m,
             out,
@@ -186,13 +183,13 @@ impl Modulus {
                 // Pairs i < k-i: from lo (the first index in range) up to ⌈k/2⌉ − 1.
                 let lo = (k + 1).saturating_sub(l);
                 let hi = k.div_ceil(2);
-                let cross = dot(a, rev, hi, l - 1 + hi - k, hi - lo);
+                let cross = dot(Acc::ZERO, a, rev, hi, l - 1 + hi - k, hi - lo);
                 let diagonal = if k % 2 == 0 {
                     a.get(P + k / 2).map_or(0, |&x| u64::from(x) * u64::from(x))
                 } else {
                     0
                 };
-                (cross << 1) + u128::from(diagonal)
+                cross.doubled().plus(diagonal)
             },
             &mut scratch.m,
             out,
@@ -201,26 +198,26 @@ impl Modulus {
 
     /// Product-scanning Montgomery reduction interleaved with the product columns.
     /// `column(k)` is column k (0 ≤ k ≤ 2L−2) of the plain product.
-    /// `acc` is below 2^70: a column (< 2^68) plus the carry of the one before.
-    fn reduce(&self, column: impl Fn(usize) -> u128, m: &mut [u32], out: &mut [u32]) {
+    fn reduce(&self, column: impl Fn(usize) -> Acc, m: &mut [u32], out: &mut [u32]) {
         let l = self.limbs();
         let n0 = u64::from(self.n.get(P).copied().unwrap_or(0));
-        let mask = u128::from(MASK);
-        let mut acc: u128 = 0;
+        let mut acc: u64 = 0;
         for k in 0..l {
             // Σ m[i]·n[k-i] for i < k, with n[k-i] = n_rev[l-1-k+i]; m[k] is not known yet.
-            acc += column(k) + dot(m, &self.n_rev, k, l - 1, k);
-            let mk = ((acc as u64 & MASK).wrapping_mul(u64::from(self.n0inv))) & MASK;
+            let col = dot(column(k), m, &self.n_rev, k, l - 1, k);
+            acc = acc.wrapping_add(col.total());
+            let mk = ((acc & MASK).wrapping_mul(u64::from(self.n0inv))) & MASK;
             if let Some(slot) = m.get_mut(P + k) {
                 *slot = mk as u32;
             }
-            acc = (acc + u128::from(mk * n0)) >> W;
+            acc = acc.wrapping_add(mk * n0) >> W;
         }
         for k in l..2 * l - 1 {
             let lo = k + 1 - l;
-            acc += column(k) + dot(m, &self.n_rev, l, 2 * l - 1 - k, l - lo);
+            let col = dot(column(k), m, &self.n_rev, l, 2 * l - 1 - k, l - lo);
+            acc = acc.wrapping_add(col.total());
             if let Some(slot) = out.get_mut(P + k - l) {
-                *slot = (acc & mask) as u32;
+                *slot = (acc & MASK) as u32;
             }
             acc >>= W;
         }
@@ -240,29 +237,19 @@ fn reversed_into(x: &[u32], rev: &mut [u32]) {
     }
 }
 
-/// Σ x[i]·y[i + off] for the `count` limb indices i below `x_end`, where y's index of the
-/// last term is `y_end − 1` (limb indices, before the `P` zero limbs). The range is extended
-/// downwards to a multiple of 4 terms; the extra terms multiply a zero limb (a padding limb,
-/// or a limb index < 0 on one side, which the callers' ranges guarantee).
+/// `acc` + Σ x[i]·y[i + off] for the `count` limb indices i below `x_end`, where y's index
+/// of the last term is `y_end − 1` (limb indices, before the `P` zero limbs). The range is
+/// extended downwards to a multiple of 4 terms; the extra terms multiply a zero limb (a
+/// padding limb, or a limb index < 0 on one side, which the callers' ranges guarantee).
 #[inline(always)]
-fn dot(x: &[u32], y: &[u32], x_end: usize, y_end: usize, count: usize) -> u128 {
+fn dot(acc: Acc, x: &[u32], y: &[u32], x_end: usize, y_end: usize, count: usize) -> Acc {
     let c = count.next_multiple_of(4);
     let (xe, ye) = (P + x_end, P + y_end);
-    let (x, y) = match (xe.checked_sub(c), ye.checked_sub(c)) {
-        (Some(xs), Some(ys)) => (x.get(xs..xe), y.get(ys..ye)),
-        _ => (x.get(xe - count.min(xe)..xe), y.get(ye - count.min(ye)..ye)),
-    };
-    let (x, y) = same_len(x, y);
-    x.chunks(GROUP)
-        .zip(y.chunks(GROUP))
-        .fold(0, |sum, (x, y)| sum + group_dot(x, y))
+    match (xe.checked_sub(c), ye.checked_sub(c)) {
+        (Some(xs), Some(ys)) => acc.add_dot(x.get(xs..xe), y.get(ys..ye)),
+        _ => acc.add_dot(x.get(xe - count.min(xe)..xe), y.get(ye - count.min(ye)..ye)),
+    }
 }
-
-/// Limb pairs per `group_dot`: few enough that no `u64` lane of it overflows.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-const GROUP: usize = 128;
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-const GROUP: usize = 64;
 
 struct Scratch {
     rev: Vec<u32>,
@@ -278,6 +265,14 @@ impl Scratch {
     }
 }
 
+/// A column sum in progress. Callers keep every column below 2^64 (see the module comment).
+#[derive(Clone, Copy)]
+struct Acc {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    v: core::arch::wasm32::v128,
+    s: u64,
+}
+
 /// Both slices cut to the shorter one's length (an absent range counts as empty).
 #[inline(always)]
 fn same_len<'a>(x: Option<&'a [u32]>, y: Option<&'a [u32]>) -> (&'a [u32], &'a [u32]) {
@@ -286,7 +281,6 @@ fn same_len<'a>(x: Option<&'a [u32]>, y: Option<&'a [u32]>) -> (&'a [u32], &'a [
     (x.get(..len).unwrap_or(&[]), y.get(..len).unwrap_or(&[]))
 }
 
-/// Σ x[i]·y[i] in one `u64`: for at most 64 terms (each below 2^58).
 #[inline(always)]
 fn scalar_dot(x: &[u32], y: &[u32]) -> u64 {
     x.iter().zip(y).fold(0u64, |s, (&p, &q)| {
@@ -294,65 +288,120 @@ fn scalar_dot(x: &[u32], y: &[u32]) -> u64 {
     })
 }
 
-/// Σ x[i]·y[i] for at most `GROUP` (64) pairs.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-#[inline(always)]
-fn group_dot(x: &[u32], y: &[u32]) -> u128 {
-    u128::from(scalar_dot(x, y))
+impl Acc {
+    const ZERO: Acc = Acc { s: 0 };
+
+    /// Adds Σ x[i]·y[i] over the shorter of the two.
+    #[inline(always)]
+    fn add_dot(self, x: Option<&[u32]>, y: Option<&[u32]>) -> Acc {
+        let (x, y) = same_len(x, y);
+        Acc {
+            s: self.s.wrapping_add(scalar_dot(x, y)),
+        }
+    }
+
+    #[inline(always)]
+    fn doubled(self) -> Acc {
+        Acc { s: self.s << 1 }
+    }
+
+    #[inline(always)]
+    fn plus(self, s: u64) -> Acc {
+        Acc {
+            s: self.s.wrapping_add(s),
+        }
+    }
+
+    #[inline(always)]
+    fn total(self) -> u64 {
+        self.s
+    }
 }
 
-/// Σ x[i]·y[i] for at most `GROUP` (128) pairs, with SIMD128: four limb products per
-/// `i64x2.extmul_{low,high}_i32x4_u` pair, on whole-vector loads (built lane by lane, LLVM
-/// would turn them into `load32x2_u` + `i64x2.mul`, which V8 emulates with three
-/// multiplies). Two accumulators of two lanes each; a lane of each gets two products per 8
-/// pairs (and the 4-pair remainder two more, in the first), so a lane of their sum holds at
-/// most 64 products (< 2^64); the scalar tail (< 4 pairs) has its own `u64`.
+/// SIMD128: four limb products per `i64x2.extmul_{low,high}_i32x4_u` pair, on whole-vector
+/// loads (built lane by lane, LLVM would turn them into `load32x2_u` + `i64x2.mul`, which V8
+/// emulates with three multiplies).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-#[inline(always)]
-fn group_dot(x: &[u32], y: &[u32]) -> u128 {
-    use core::arch::wasm32::{
-        u64x2, u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4, u64x2_extract_lane,
-        v128, v128_load,
+impl Acc {
+    const ZERO: Acc = Acc {
+        v: core::arch::wasm32::u64x2(0, 0),
+        s: 0,
     };
+
+    /// Adds Σ x[i]·y[i] over the shorter of the two.
     #[inline(always)]
-    fn load(a: &[u32; 4]) -> v128 {
-        // SAFETY: `a` refers to 16 readable bytes; v128.load has no alignment requirement.
-        unsafe { v128_load(a.as_ptr().cast()) }
-    }
-    #[inline(always)]
-    fn mac(acc: v128, a: &[u32; 4], b: &[u32; 4]) -> v128 {
-        let (va, vb) = (load(a), load(b));
-        let lo = u64x2_extmul_low_u32x4(va, vb);
-        let hi = u64x2_extmul_high_u32x4(va, vb);
-        u64x2_add(acc, u64x2_add(lo, hi))
-    }
-    let mut v0 = u64x2(0, 0);
-    let mut v1 = u64x2(0, 0);
-    let x8 = x.chunks_exact(8);
-    let y8 = y.chunks_exact(8);
-    let (x4, y4) = (x8.remainder(), y8.remainder());
-    for (a, b) in x8.zip(y8) {
-        if let (Some(a0), Some(b0), Some(a1), Some(b1)) = (
-            a.first_chunk::<4>(),
-            b.first_chunk::<4>(),
-            a.last_chunk::<4>(),
-            b.last_chunk::<4>(),
-        ) {
-            v0 = mac(v0, a0, b0);
-            v1 = mac(v1, a1, b1);
+    fn add_dot(self, x: Option<&[u32]>, y: Option<&[u32]>) -> Acc {
+        use core::arch::wasm32::{
+            u64x2, u64x2_add, u64x2_extmul_high_u32x4, u64x2_extmul_low_u32x4, v128, v128_load,
+        };
+        #[inline(always)]
+        fn load(a: &[u32; 4]) -> v128 {
+            // SAFETY: `a` refers to 16 readable bytes; v128.load has no alignment requirement.
+            unsafe { v128_load(a.as_ptr().cast()) }
+        }
+        #[inline(always)]
+        fn mac(acc: v128, a: &[u32; 4], b: &[u32; 4]) -> v128 {
+            let (va, vb) = (load(a), load(b));
+            let lo = u64x2_extmul_low_u32x4(va, vb);
+            let hi = u64x2_extmul_high_u32x4(va, vb);
+            u64x2_add(acc, u64x2_add(lo, hi))
+        }
+        let (x, y) = same_len(x, y);
+        let mut v0 = self.v;
+        let mut v1 = u64x2(0, 0);
+        let x8 = x.chunks_exact(8);
+        let y8 = y.chunks_exact(8);
+        let (x4, y4) = (x8.remainder(), y8.remainder());
+        for (a, b) in x8.zip(y8) {
+            if let (Some(a0), Some(b0), Some(a1), Some(b1)) = (
+                a.first_chunk::<4>(),
+                b.first_chunk::<4>(),
+                a.last_chunk::<4>(),
+                b.last_chunk::<4>(),
+            ) {
+                v0 = mac(v0, a0, b0);
+                v1 = mac(v1, a1, b1);
+            }
+        }
+        let mut s = self.s;
+        let (x1, y1) = match (x4.split_first_chunk::<4>(), y4.split_first_chunk::<4>()) {
+            (Some((a, x1)), Some((b, y1))) => {
+                v0 = mac(v0, a, b);
+                (x1, y1)
+            }
+            _ => (x4, y4),
+        };
+        s = s.wrapping_add(scalar_dot(x1, y1));
+        Acc {
+            v: u64x2_add(v0, v1),
+            s,
         }
     }
-    let (x1, y1) = match (x4.split_first_chunk::<4>(), y4.split_first_chunk::<4>()) {
-        (Some((a, x1)), Some((b, y1))) => {
-            v0 = mac(v0, a, b);
-            (x1, y1)
+
+    #[inline(always)]
+    fn doubled(self) -> Acc {
+        Acc {
+            v: core::arch::wasm32::u64x2_shl(self.v, 1),
+            s: self.s << 1,
         }
-        _ => (x4, y4),
-    };
-    let v = u64x2_add(v0, v1);
-    u128::from(u64x2_extract_lane::<0>(v))
-        + u128::from(u64x2_extract_lane::<1>(v))
-        + u128::from(scalar_dot(x1, y1))
+    }
+
+    #[inline(always)]
+    fn plus(self, s: u64) -> Acc {
+        Acc {
+            v: self.v,
+            s: self.s.wrapping_add(s),
+        }
+    }
+
+    #[inline(always)]
+    fn total(self) -> u64 {
+        use core::arch::wasm32::u64x2_extract_lane;
+        self.s
+            .wrapping_add(u64x2_extract_lane::<0>(self.v))
+            .wrapping_add(u64x2_extract_lane::<1>(self.v))
+    }
 }
 
 /// `R² mod n` by doubling 1 (2·27·L times) with a subtraction whenever the value reaches n.
