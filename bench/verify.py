@@ -6,7 +6,9 @@ module (bench/verify, target/wasm/verify_bench.wasm); its on_configure runs
 the filter's signature check ITERATIONS times and logs one line, which is read back here.
 Backends: `fast` (the filter's own path: src/crypto/rsa.rs, src/crypto/p256.rs), `rsa10` (the
 `rsa` 0.10 crate the filter used before for RS*/PS*) and `p256` (the p256 crate's verifier it
-used before for ES256). Keys and tokens come from `devstack bench-tokens` in
+used before for ES256); `pow` and `sha256` time the two parts of an RS256 check alone (the RSA
+public operation, the SHA-256 of the signing input: VERIFY_CASES=RS256:fast,RS256:pow,RS256:sha256).
+Keys and tokens come from `devstack bench-tokens` in
 .run/bench (one RSA-2048 and one P-256 key).
 
 Usage: bench/verify.py [--json OUT]   (VERIFY_ITERATIONS, default 2000)

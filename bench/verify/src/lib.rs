@@ -6,7 +6,9 @@
 //! (`jwks::KeySet::parse`, which also does the per-key precomputation), then checks the
 //! token's signature `iterations` times with `signature::verify` (backend `fast`), with the
 //! `rsa` 0.10 crate the filter used before for RS*/PS* (backend `rsa10`) or with the p256
-//! crate's verifier it used before for ES256 (backend `p256`), timed with the host clock, and
+//! crate's verifier it used before for ES256 (backend `p256`), or only the RSA public
+//! operation (backend `pow`) or only the SHA-256 of the signing input (backend `sha256`) of
+//! an RS256 check, timed with the host clock, and
 //! logs one line at warn level:
 //! `verify RS256 [fast]: 2000 iterations, 97.1 µs per verify (best batch 95.0 µs)`.
 //! The HTTP side is an empty pass-through; nothing here is meant to serve traffic.
@@ -96,6 +98,28 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
                 .ok_or("no key for the algorithm")?
                 .key;
             Box::new(move || signature::verify(alg, &key, input, &sig))
+        }
+        // The two parts of an RS256 check alone: the RSA public operation (`pow`) and the
+        // SHA-256 of the signing input (`sha256`), to see how `fast`'s time splits.
+        "pow" | "sha256" => {
+            let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+            let key = set
+                .keys
+                .into_iter()
+                .find_map(|k| match k.key {
+                    mcp_edge_auth::keys::jwks::PublicKey::Rsa(k) => Some(k),
+                    _ => None,
+                })
+                .ok_or("no RSA key")?;
+            if backend == "pow" {
+                Box::new(move || std::hint::black_box(key.public_op(&sig)).is_some())
+            } else {
+                Box::new(move || {
+                    use sha2::Digest;
+                    std::hint::black_box(sha2::Sha256::digest(std::hint::black_box(input)));
+                    true
+                })
+            }
         }
         "rsa10" => {
             let key = rsa10_key(jwks)?;
