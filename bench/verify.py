@@ -9,8 +9,9 @@ Backends: `fast` (the filter's own path: src/crypto/rsa.rs, src/crypto/p256.rs),
 used before for ES256) and `ring` (ring 0.17; only in the module built with bench/verify's
 feature `ring`, target/wasm/verify_bench_ring.wasm, which `make bench-verify` builds: when a
 case names `ring` and VERIFY_MODULE is not set, every case runs in that module, so the rows
-share one module). Keys and tokens come from `devstack bench-tokens` in .run/bench (one
-RSA-2048 and one P-256 key).
+share one module); `pow` and `sha256` time the two parts of an RS256 check alone (the RSA
+public operation, the SHA-256 of the signing input: VERIFY_CASES=RS256:fast,RS256:pow,RS256:sha256).
+Keys and tokens come from `devstack bench-tokens` in .run/bench (one RSA-2048 and one P-256 key).
 
 Usage: bench/verify.py [--json OUT]   (VERIFY_ITERATIONS, default 2000)
        bench/verify.py --decide [OUT]   (the filter's whole per-request work without host

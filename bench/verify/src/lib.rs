@@ -6,9 +6,10 @@
 //! (`jwks::KeySet::parse`, which also does the per-key precomputation), then checks the
 //! token's signature `iterations` times with `signature::verify` (backend `fast`), with the
 //! `rsa` 0.10 crate the filter used before for RS*/PS* (backend `rsa10`), with the p256
-//! crate's verifier it used before for ES256 (backend `p256`) or with `ring` 0.17 (backend
-//! `ring`, only in a module built with the cargo feature `ring`: `make bench-verify`), timed
-//! with the host clock, and logs one line at warn level:
+//! crate's verifier it used before for ES256 (backend `p256`), with `ring` 0.17 (backend
+//! `ring`, only in a module built with the cargo feature `ring`: `make bench-verify`), or only
+//! the RSA public operation (backend `pow`) or only the SHA-256 of the signing input (backend
+//! `sha256`) of an RS256 check, timed with the host clock, and logs one line at warn level:
 //! `verify RS256 [fast]: 2000 iterations, 97.1 µs per verify (best batch 95.0 µs)`.
 //! Before timing, every backend must accept the token and refuse it with one bit of its
 //! signature flipped.
@@ -108,6 +109,28 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
                 .key;
             Box::new(move || signature::verify(alg, &key, input, &sig))
         }
+        // The two parts of an RS256 check alone: the RSA public operation (`pow`) and the
+        // SHA-256 of the signing input (`sha256`), to see how `fast`'s time splits.
+        "pow" | "sha256" => {
+            let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+            let key = set
+                .keys
+                .into_iter()
+                .find_map(|k| match k.key {
+                    mcp_edge_auth::keys::jwks::PublicKey::Rsa(k) => Some(k),
+                    _ => None,
+                })
+                .ok_or("no RSA key")?;
+            if backend == "pow" {
+                Box::new(move || std::hint::black_box(key.public_op(&sig)).is_some())
+            } else {
+                Box::new(move || {
+                    use sha2::Digest;
+                    std::hint::black_box(sha2::Sha256::digest(std::hint::black_box(input)));
+                    true
+                })
+            }
+        }
         "rsa10" => {
             let key = rsa10_key(jwks)?;
             Box::new(move || rsa10_verify(alg, &key, input, &sig))
@@ -177,6 +200,8 @@ fn refuses_flipped_signature(
         }
         #[cfg(feature = "ring")]
         "ring" => ring_backend::ring_verify(alg, &ring_backend::ring_key(alg, jwks)?, input, &bad),
+        // Parts of a check, not checks: nothing to refuse.
+        "pow" | "sha256" => false,
         other => return Err(format!("unknown backend {other}")),
     };
     Ok(!accepted)
