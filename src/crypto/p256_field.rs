@@ -104,54 +104,143 @@ impl Fe {
 
     #[inline(never)]
     pub fn mul(&self, b: &Fe) -> Fe {
-        let mut t = [0u32; 16];
-        for (i, x) in self.0.iter().enumerate() {
-            let x = u64::from(*x);
-            let mut carry = 0u64;
-            for (r, y) in t.iter_mut().skip(i).zip(&b.0) {
-                let v = x * u64::from(*y) + u64::from(*r) + carry;
-                *r = v as u32;
-                carry = v >> 32;
-            }
-            if let Some(r) = t.get_mut(i + 8) {
-                *r = carry as u32;
-            }
-        }
+        // Product scanning (column by column), each column's sum split into its low and
+        // high 32-bit halves so that nothing overflows a u64.
+        let a = self.0.map(u64::from);
+        let b = b.0.map(u64::from);
+        let mut t = [0u64; 16];
+        let mut carry = 0u64;
+        t[0] = column(&mut carry, [a[0] * b[0]]);
+        t[1] = column(&mut carry, [a[0] * b[1], a[1] * b[0]]);
+        t[2] = column(&mut carry, [a[0] * b[2], a[1] * b[1], a[2] * b[0]]);
+        t[3] = column(
+            &mut carry,
+            [a[0] * b[3], a[1] * b[2], a[2] * b[1], a[3] * b[0]],
+        );
+        t[4] = column(
+            &mut carry,
+            [
+                a[0] * b[4],
+                a[1] * b[3],
+                a[2] * b[2],
+                a[3] * b[1],
+                a[4] * b[0],
+            ],
+        );
+        t[5] = column(
+            &mut carry,
+            [
+                a[0] * b[5],
+                a[1] * b[4],
+                a[2] * b[3],
+                a[3] * b[2],
+                a[4] * b[1],
+                a[5] * b[0],
+            ],
+        );
+        t[6] = column(
+            &mut carry,
+            [
+                a[0] * b[6],
+                a[1] * b[5],
+                a[2] * b[4],
+                a[3] * b[3],
+                a[4] * b[2],
+                a[5] * b[1],
+                a[6] * b[0],
+            ],
+        );
+        t[7] = column(
+            &mut carry,
+            [
+                a[0] * b[7],
+                a[1] * b[6],
+                a[2] * b[5],
+                a[3] * b[4],
+                a[4] * b[3],
+                a[5] * b[2],
+                a[6] * b[1],
+                a[7] * b[0],
+            ],
+        );
+        t[8] = column(
+            &mut carry,
+            [
+                a[1] * b[7],
+                a[2] * b[6],
+                a[3] * b[5],
+                a[4] * b[4],
+                a[5] * b[3],
+                a[6] * b[2],
+                a[7] * b[1],
+            ],
+        );
+        t[9] = column(
+            &mut carry,
+            [
+                a[2] * b[7],
+                a[3] * b[6],
+                a[4] * b[5],
+                a[5] * b[4],
+                a[6] * b[3],
+                a[7] * b[2],
+            ],
+        );
+        t[10] = column(
+            &mut carry,
+            [
+                a[3] * b[7],
+                a[4] * b[6],
+                a[5] * b[5],
+                a[6] * b[4],
+                a[7] * b[3],
+            ],
+        );
+        t[11] = column(
+            &mut carry,
+            [a[4] * b[7], a[5] * b[6], a[6] * b[5], a[7] * b[4]],
+        );
+        t[12] = column(&mut carry, [a[5] * b[7], a[6] * b[6], a[7] * b[5]]);
+        t[13] = column(&mut carry, [a[6] * b[7], a[7] * b[6]]);
+        t[14] = column(&mut carry, [a[7] * b[7]]);
+        t[15] = carry;
         reduce_wide(&t)
     }
 
     #[inline(never)]
     pub fn square(&self) -> Fe {
-        // The products a_i·a_j (i < j) once, doubled, then the squares a_i² on the diagonal.
-        let a = &self.0;
-        let mut t = [0u32; 16];
-        for (i, x) in a.iter().enumerate() {
-            let x = u64::from(*x);
-            let mut carry = 0u64;
-            for (r, y) in t.iter_mut().skip(2 * i + 1).zip(a.iter().skip(i + 1)) {
-                let v = x * u64::from(*y) + u64::from(*r) + carry;
-                *r = v as u32;
-                carry = v >> 32;
-            }
-            if let Some(r) = t.get_mut(i + 8) {
-                *r = carry as u32;
-            }
-        }
-        let mut high = 0u32;
-        for r in t.iter_mut() {
-            let top = *r >> 31;
-            *r = (*r << 1) | high;
-            high = top;
-        }
+        // As `mul`, with each product a_i·a_j (i ≠ j) computed once and counted twice.
+        let a = self.0.map(u64::from);
+        let mut t = [0u64; 16];
         let mut carry = 0u64;
-        for (pair, x) in t.chunks_exact_mut(2).zip(a) {
-            let sq = u64::from(*x) * u64::from(*x);
-            for (r, half) in pair.iter_mut().zip([sq as u32, (sq >> 32) as u32]) {
-                let v = u64::from(*r) + u64::from(half) + carry;
-                *r = v as u32;
-                carry = v >> 32;
-            }
-        }
+        t[0] = square_column(&mut carry, [], a[0] * a[0]);
+        t[1] = square_column(&mut carry, [a[0] * a[1]], 0);
+        t[2] = square_column(&mut carry, [a[0] * a[2]], a[1] * a[1]);
+        t[3] = square_column(&mut carry, [a[0] * a[3], a[1] * a[2]], 0);
+        t[4] = square_column(&mut carry, [a[0] * a[4], a[1] * a[3]], a[2] * a[2]);
+        t[5] = square_column(&mut carry, [a[0] * a[5], a[1] * a[4], a[2] * a[3]], 0);
+        t[6] = square_column(
+            &mut carry,
+            [a[0] * a[6], a[1] * a[5], a[2] * a[4]],
+            a[3] * a[3],
+        );
+        t[7] = square_column(
+            &mut carry,
+            [a[0] * a[7], a[1] * a[6], a[2] * a[5], a[3] * a[4]],
+            0,
+        );
+        t[8] = square_column(
+            &mut carry,
+            [a[1] * a[7], a[2] * a[6], a[3] * a[5]],
+            a[4] * a[4],
+        );
+        t[9] = square_column(&mut carry, [a[2] * a[7], a[3] * a[6], a[4] * a[5]], 0);
+        t[10] = square_column(&mut carry, [a[3] * a[7], a[4] * a[6]], a[5] * a[5]);
+        t[11] = square_column(&mut carry, [a[4] * a[7], a[5] * a[6]], 0);
+        t[12] = square_column(&mut carry, [a[5] * a[7]], a[6] * a[6]);
+        t[13] = square_column(&mut carry, [a[6] * a[7]], 0);
+        t[14] = square_column(&mut carry, [], a[7] * a[7]);
+        t[15] = carry;
         reduce_wide(&t)
     }
 
@@ -173,12 +262,44 @@ impl Fe {
     }
 }
 
-/// `x mod p` for a 512-bit `x` (little-endian words): the Solinas reduction for P-256. With
+/// One column of a product: the 32-bit word `Σ products + carry mod 2^32`, with the carry
+/// into the next column left in `carry`. Sums of the low and the high halves are kept apart
+/// (each at most 8·2^32 plus the carry), so nothing overflows.
+#[inline(always)]
+fn column<const N: usize>(carry: &mut u64, products: [u64; N]) -> u64 {
+    let mut lo = *carry & 0xffff_ffff;
+    let mut hi = *carry >> 32;
+    for p in products {
+        lo += p & 0xffff_ffff;
+        hi += p >> 32;
+    }
+    *carry = hi + (lo >> 32);
+    lo & 0xffff_ffff
+}
+
+/// A column of a square: the products off the diagonal twice, the square on it once.
+#[inline(always)]
+fn square_column<const N: usize>(carry: &mut u64, products: [u64; N], diagonal: u64) -> u64 {
+    let mut lo = 0u64;
+    let mut hi = 0u64;
+    for p in products {
+        lo += p & 0xffff_ffff;
+        hi += p >> 32;
+    }
+    lo = 2 * lo + (diagonal & 0xffff_ffff) + (*carry & 0xffff_ffff);
+    hi = 2 * hi + (diagonal >> 32) + (*carry >> 32);
+    *carry = hi + (lo >> 32);
+    lo & 0xffff_ffff
+}
+
+/// `x mod p` for a 512-bit `x` (little-endian 32-bit words, each in a u64; higher bits are
+/// ignored): the Solinas reduction for P-256. With
 /// `c_i` the words of `x`, x ≡ s1 + 2·s2 + 2·s3 + s4 + s5 − s6 − s7 − s8 − s9 (mod p), each
 /// `s` a 256-bit number made of words of `x` (FIPS 186-4, D.2.3); below, word by word.
 #[inline(never)]
-pub fn reduce_wide(x: &[u32; 16]) -> Fe {
-    let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15] = x.map(i64::from);
+pub fn reduce_wide(x: &[u64; 16]) -> Fe {
+    let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15] =
+        x.map(|w| (w & 0xffff_ffff) as i64);
     fold([
         c0 + c8 + c9 - c11 - c12 - c13 - c14,
         c1 + c9 + c10 - c12 - c13 - c14 - c15,
@@ -427,7 +548,11 @@ mod tests {
             inputs.push(w.map(|x| if x & 1 == 1 { 0xffff_ffff } else { x & 0xffff }));
         }
         for x in &inputs {
-            assert_eq!(reduce_wide(x).to_bytes(), reference_wide(x), "{x:08x?}");
+            assert_eq!(
+                reduce_wide(&x.map(u64::from)).to_bytes(),
+                reference_wide(x),
+                "{x:08x?}"
+            );
         }
     }
 }
