@@ -55,6 +55,25 @@ struct Jacobian {
     z: Fe,
 }
 
+/// A point in Jacobian coordinates with its Z² and Z³, for repeated additions of it.
+#[derive(Clone, Copy, Debug)]
+struct Cached {
+    p: Jacobian,
+    zz: Fe,
+    zzz: Fe,
+}
+
+impl Cached {
+    fn new(p: &Jacobian) -> Cached {
+        let zz = p.z.square();
+        Cached {
+            p: *p,
+            zz,
+            zzz: zz.mul(&p.z),
+        }
+    }
+}
+
 /// A finite point in affine coordinates.
 #[derive(Clone, Copy, Debug)]
 struct Affine {
@@ -81,14 +100,6 @@ impl Jacobian {
         self.z.is_zero()
     }
 
-    fn neg(&self) -> Jacobian {
-        Jacobian {
-            x: self.x,
-            y: self.y.neg(),
-            z: self.z,
-        }
-    }
-
     /// 2·P for a = −3 ("dbl-2001-b"). Infinity doubles to infinity (Z stays 0); P-256 has
     /// no point of order 2, so Y = 0 never occurs on a finite point.
     fn double(&self) -> Jacobian {
@@ -105,20 +116,21 @@ impl Jacobian {
         Jacobian { x, y, z }
     }
 
-    /// P + Q for any two points ("add-2007-bl", with the equal and opposite cases).
-    fn add(&self, q: &Jacobian) -> Jacobian {
+    /// P + Q (or P − Q when `negate`) for a Q with its Z² and Z³ at hand: "add-2007-bl"
+    /// less the square and the multiplication that give them.
+    fn add_cached(&self, q: &Cached, negate: bool) -> Jacobian {
+        let qy = if negate { q.p.y.neg() } else { q.p.y };
         if self.is_infinity() {
-            return *q;
+            return Jacobian { y: qy, ..q.p };
         }
-        if q.is_infinity() {
+        if q.p.is_infinity() {
             return *self;
         }
         let z1z1 = self.z.square();
-        let z2z2 = q.z.square();
-        let u1 = self.x.mul(&z2z2);
-        let u2 = q.x.mul(&z1z1);
-        let s1 = self.y.mul(&q.z).mul(&z2z2);
-        let s2 = q.y.mul(&self.z).mul(&z1z1);
+        let u1 = self.x.mul(&q.zz);
+        let u2 = q.p.x.mul(&z1z1);
+        let s1 = self.y.mul(&q.zzz);
+        let s2 = qy.mul(&self.z).mul(&z1z1);
         let h = u2.sub(&u1);
         let r = s2.sub(&s1);
         if h.is_zero() {
@@ -134,7 +146,7 @@ impl Jacobian {
         let v = u1.mul(&i);
         let x = r.square().sub(&j).sub(&v.double());
         let y = r.mul(&v.sub(&x)).sub(&s1.mul(&j).double());
-        let z = self.z.add(&q.z).square().sub(&z1z1).sub(&z2z2).mul(&h);
+        let z = self.z.add(&q.p.z).square().sub(&z1z1).sub(&q.zz).mul(&h);
         Jacobian { x, y, z }
     }
 
@@ -188,12 +200,12 @@ impl Jacobian {
 /// P, 3P, 5P, …, (2^(w−1) − 1)P.
 fn odd_multiples(p: &Jacobian, w: u32) -> Vec<Jacobian> {
     let count = 1usize << (w - 2);
-    let twice = p.double();
+    let twice = Cached::new(&p.double());
     let mut out = Vec::with_capacity(count);
     let mut last = *p;
     out.push(last);
     for _ in 1..count {
-        last = last.add(&twice);
+        last = last.add_cached(&twice, false);
         out.push(last);
     }
     out
@@ -428,7 +440,10 @@ fn verify_prehash(key: &VerifyingKey, digest: &FieldBytes, sig: &Signature) -> O
         y: fe(&<[u8; 32]>::from(*point.y()?))?,
     };
     let g_table = g_table()?;
-    let q_table = odd_multiples(&Jacobian::from_affine(&q), Q_WINDOW);
+    let q_table: Vec<Cached> = odd_multiples(&Jacobian::from_affine(&q), Q_WINDOW)
+        .iter()
+        .map(Cached::new)
+        .collect();
 
     let n1 = naf(&u1.to_bytes().into(), G_WINDOW);
     let n2 = naf(&u2.to_bytes().into(), Q_WINDOW);
@@ -442,7 +457,7 @@ fn verify_prehash(key: &VerifyingKey, digest: &FieldBytes, sig: &Signature) -> O
         }
         if *d2 != 0 {
             let p = q_table.get(usize::from(d2.unsigned_abs() / 2))?;
-            acc = acc.add(&if *d2 < 0 { p.neg() } else { *p });
+            acc = acc.add_cached(p, *d2 < 0);
         }
     }
     if acc.is_infinity() {
@@ -467,6 +482,22 @@ mod tests {
     use p256::ecdsa::signature::hazmat::PrehashSigner;
     use p256::ecdsa::signature::DigestVerifier;
     use p256::ecdsa::SigningKey;
+
+    /// Test-only operations on points.
+    impl Jacobian {
+        fn neg(&self) -> Jacobian {
+            Jacobian {
+                x: self.x,
+                y: self.y.neg(),
+                z: self.z,
+            }
+        }
+
+        /// P + Q for any two points ("add-2007-bl", with the equal and opposite cases).
+        fn add(&self, q: &Jacobian) -> Jacobian {
+            self.add_cached(&Cached::new(q), false)
+        }
+    }
 
     fn reference(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
         match Signature::from_slice(signature) {
