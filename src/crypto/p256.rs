@@ -7,14 +7,21 @@
 //!
 //! - one interleaved pass over both scalars (Shamir's trick): 256 doublings shared by both,
 //!   additions only at the nonzero digits of width-w NAF recodings (w = 7 for `G`, 5 for `Q`);
-//! - Jacobian coordinates, with the doubling for a = −3 (4M + 4S);
-//! - the odd multiples of `G` in affine form, computed once per VM (mixed additions);
+//! - Jacobian coordinates, with the doubling for a = −3 (3M + 5S);
+//! - the odd multiples of `G` in affine form, computed once per VM (mixed additions; 32
+//!   points of 64 bytes: 2 KiB per VM);
+//! - the odd multiples of `Q` with their Z² and Z³, so that each addition of one saves a
+//!   square and a multiplication;
+//! - `s⁻¹ mod n` by a binary extended Euclidean algorithm on 64-bit limbs (variable time);
 //! - `x(R) mod n = r` checked without an inversion: `X = r·Z²`, or `X = (r+n)·Z²` when
 //!   `r + n < p`.
 //!
-//! Field and scalar arithmetic are the p256 crate's (`expose-field`). Differential tests
-//! against the crate's own verifier: `tests/p256_differential.rs` (`make p256-diff` for the
-//! long run) and the `p256` fuzz target.
+//! The field arithmetic is `p256_field.rs` (32-bit limbs, Solinas reduction: the p256
+//! crate's field multiplies with u128, which wasm32 emulates by a call per product); the
+//! p256 crate still parses keys and signatures and does the two scalar multiplications mod n.
+//! Differential tests against the crate's own verifier: `tests/p256_differential.rs`
+//! (`make p256-diff` for the long run) and the `p256` fuzz target; for the field, the
+//! `p256_field` fuzz target and the field tests there and in `p256_field.rs`.
 
 use std::sync::OnceLock;
 
