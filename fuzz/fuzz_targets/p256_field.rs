@@ -52,7 +52,11 @@ fuzz_target!(|data: &[u8]| {
     r[8..20].copy_from_slice(&[0xff; 12]);
     r[31] = 1;
     let expect = below_p(&a).multiply(&theirs(&r).unwrap()).add(&below_p(&b));
-    assert_eq!(reduce_wide(&wide).to_bytes(), bytes(expect), "reduce {data:02x?}");
+    assert_eq!(
+        reduce_wide(&wide).to_bytes(),
+        bytes(expect),
+        "reduce {data:02x?}"
+    );
 
     let (x, tx) = (Fe::from_bytes(&a), theirs(&a));
     let (y, ty) = (Fe::from_bytes(&b), theirs(&b));
