@@ -95,7 +95,7 @@ image: build
 # Fuzzing (nightly + cargo-fuzz): FUZZ_SECONDS per target (default 60); `fuzz-smoke` is
 # the short run CI does. Seeds: fuzz/corpus/<target> (checked in); the growing corpus goes
 # to .run/fuzz/<target>; crashes land in fuzz/artifacts/<target>.
-FUZZ_TARGETS := token config jwks jsonrpc challenge rsa p256 oauth
+FUZZ_TARGETS := token config jwks jsonrpc challenge rsa p256 p256_field oauth
 FUZZ_SECONDS ?= 60
 
 fuzz-deps:

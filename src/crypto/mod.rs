@@ -7,4 +7,5 @@
 pub mod b64;
 pub mod modexp;
 pub mod p256;
+pub mod p256_field;
 pub mod rsa;

@@ -7,22 +7,31 @@
 //!
 //! - one interleaved pass over both scalars (Shamir's trick): 256 doublings shared by both,
 //!   additions only at the nonzero digits of width-w NAF recodings (w = 7 for `G`, 5 for `Q`);
-//! - Jacobian coordinates, with the doubling for a = −3 (4M + 4S);
-//! - the odd multiples of `G` in affine form, computed once per VM (mixed additions);
+//! - Jacobian coordinates, with the doubling for a = −3 (3M + 5S);
+//! - the odd multiples of `G` in affine form, computed once per VM (mixed additions; 32
+//!   points of 64 bytes: 2 KiB per VM);
+//! - the odd multiples of `Q` with their Z² and Z³, so that each addition of one saves a
+//!   square and a multiplication;
+//! - `s⁻¹ mod n` by a binary extended Euclidean algorithm on 64-bit limbs (variable time);
 //! - `x(R) mod n = r` checked without an inversion: `X = r·Z²`, or `X = (r+n)·Z²` when
 //!   `r + n < p`.
 //!
-//! Field and scalar arithmetic are the p256 crate's (`expose-field`). Differential tests
-//! against the crate's own verifier: `tests/p256_differential.rs` (`make p256-diff` for the
-//! long run) and the `p256` fuzz target.
+//! The field arithmetic is `p256_field.rs` (32-bit limbs, Solinas reduction: the p256
+//! crate's field multiplies with u128, which wasm32 emulates by a call per product); the
+//! p256 crate still parses keys and signatures and does the two scalar multiplications mod n.
+//! Differential tests against the crate's own verifier: `tests/p256_differential.rs`
+//! (`make p256-diff` for the long run) and the `p256` fuzz target; for the field, the
+//! `p256_field` fuzz target and the field tests there and in `p256_field.rs`.
 
 use std::sync::OnceLock;
 
 use p256::ecdsa::{Signature, VerifyingKey};
-use p256::elliptic_curve::ops::{Invert, Reduce};
+use p256::elliptic_curve::ops::Reduce;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::{FieldBytes, FieldElement as Fe, Scalar, U256};
+use p256::{FieldBytes, Scalar, U256};
 use sha2::{Digest, Sha256};
+
+use crate::p256_field::Fe;
 
 /// NAF width for `G` (a table of 2^(w−2) = 32 affine points, built once).
 const G_WINDOW: u32 = 7;
@@ -53,15 +62,30 @@ struct Jacobian {
     z: Fe,
 }
 
+/// A point in Jacobian coordinates with its Z² and Z³, for repeated additions of it.
+#[derive(Clone, Copy, Debug)]
+struct Cached {
+    p: Jacobian,
+    zz: Fe,
+    zzz: Fe,
+}
+
+impl Cached {
+    fn new(p: &Jacobian) -> Cached {
+        let zz = p.z.square();
+        Cached {
+            p: *p,
+            zz,
+            zzz: zz.mul(&p.z),
+        }
+    }
+}
+
 /// A finite point in affine coordinates.
 #[derive(Clone, Copy, Debug)]
 struct Affine {
     x: Fe,
     y: Fe,
-}
-
-fn is_zero(f: &Fe) -> bool {
-    bool::from(f.is_zero())
 }
 
 impl Jacobian {
@@ -80,15 +104,7 @@ impl Jacobian {
     }
 
     fn is_infinity(&self) -> bool {
-        is_zero(&self.z)
-    }
-
-    fn neg(&self) -> Jacobian {
-        Jacobian {
-            x: self.x,
-            y: self.y.neg(),
-            z: self.z,
-        }
+        self.z.is_zero()
     }
 
     /// 2·P for a = −3 ("dbl-2001-b"). Infinity doubles to infinity (Z stays 0); P-256 has
@@ -96,47 +112,48 @@ impl Jacobian {
     fn double(&self) -> Jacobian {
         let delta = self.z.square();
         let gamma = self.y.square();
-        let beta = self.x.multiply(&gamma);
-        let t = self.x.sub(&delta).multiply(&self.x.add(&delta));
-        let alpha = t.double().add(&t);
-        let beta4 = beta.double().double();
-        let x = alpha.square().sub(&beta4.double());
+        let beta = self.x.mul(&gamma);
+        let t = self.x.sub(&delta).mul(&self.x.add(&delta));
+        let alpha = t.mul_small(3);
+        let beta4 = beta.mul_small(4);
+        let x = alpha.square().sub(&beta.mul_small(8));
         let z = self.y.add(&self.z).square().sub(&gamma).sub(&delta);
-        let gamma2_8 = gamma.square().double().double().double();
-        let y = alpha.multiply(&beta4.sub(&x)).sub(&gamma2_8);
+        let gamma2_8 = gamma.square().mul_small(8);
+        let y = alpha.mul(&beta4.sub(&x)).sub(&gamma2_8);
         Jacobian { x, y, z }
     }
 
-    /// P + Q for any two points ("add-2007-bl", with the equal and opposite cases).
-    fn add(&self, q: &Jacobian) -> Jacobian {
+    /// P + Q (or P − Q when `negate`) for a Q with its Z² and Z³ at hand: "add-2007-bl"
+    /// less the square and the multiplication that give them.
+    fn add_cached(&self, q: &Cached, negate: bool) -> Jacobian {
+        let qy = if negate { q.p.y.neg() } else { q.p.y };
         if self.is_infinity() {
-            return *q;
+            return Jacobian { y: qy, ..q.p };
         }
-        if q.is_infinity() {
+        if q.p.is_infinity() {
             return *self;
         }
         let z1z1 = self.z.square();
-        let z2z2 = q.z.square();
-        let u1 = self.x.multiply(&z2z2);
-        let u2 = q.x.multiply(&z1z1);
-        let s1 = self.y.multiply(&q.z).multiply(&z2z2);
-        let s2 = q.y.multiply(&self.z).multiply(&z1z1);
+        let u1 = self.x.mul(&q.zz);
+        let u2 = q.p.x.mul(&z1z1);
+        let s1 = self.y.mul(&q.zzz);
+        let s2 = qy.mul(&self.z).mul(&z1z1);
         let h = u2.sub(&u1);
         let r = s2.sub(&s1);
-        if is_zero(&h) {
-            return if is_zero(&r) {
+        if h.is_zero() {
+            return if r.is_zero() {
                 self.double()
             } else {
                 Jacobian::INFINITY
             };
         }
         let i = h.double().square();
-        let j = h.multiply(&i);
+        let j = h.mul(&i);
         let r = r.double();
-        let v = u1.multiply(&i);
+        let v = u1.mul(&i);
         let x = r.square().sub(&j).sub(&v.double());
-        let y = r.multiply(&v.sub(&x)).sub(&s1.multiply(&j).double());
-        let z = self.z.add(&q.z).square().sub(&z1z1).sub(&z2z2).multiply(&h);
+        let y = r.mul(&v.sub(&x)).sub(&s1.mul(&j).double());
+        let z = self.z.add(&q.p.z).square().sub(&z1z1).sub(&q.zz).mul(&h);
         Jacobian { x, y, z }
     }
 
@@ -151,35 +168,38 @@ impl Jacobian {
             };
         }
         let z1z1 = self.z.square();
-        let u2 = q.x.multiply(&z1z1);
-        let s2 = qy.multiply(&self.z).multiply(&z1z1);
+        let u2 = q.x.mul(&z1z1);
+        let s2 = qy.mul(&self.z).mul(&z1z1);
         let h = u2.sub(&self.x);
         let r = s2.sub(&self.y);
-        if is_zero(&h) {
-            return if is_zero(&r) {
+        if h.is_zero() {
+            return if r.is_zero() {
                 self.double()
             } else {
                 Jacobian::INFINITY
             };
         }
         let hh = h.square();
-        let i = hh.double().double();
-        let j = h.multiply(&i);
+        let i = hh.mul_small(4);
+        let j = h.mul(&i);
         let r = r.double();
-        let v = self.x.multiply(&i);
+        let v = self.x.mul(&i);
         let x = r.square().sub(&j).sub(&v.double());
-        let y = r.multiply(&v.sub(&x)).sub(&self.y.multiply(&j).double());
+        let y = r.mul(&v.sub(&x)).sub(&self.y.mul(&j).double());
         let z = self.z.add(&h).square().sub(&z1z1).sub(&hh);
         Jacobian { x, y, z }
     }
 
     /// The affine form of a finite point (one inversion).
     fn to_affine(self) -> Option<Affine> {
-        let zinv = Option::<Fe>::from(self.z.invert())?;
+        if self.z.is_zero() {
+            return None;
+        }
+        let zinv = self.z.invert();
         let zinv2 = zinv.square();
         Some(Affine {
-            x: self.x.multiply(&zinv2),
-            y: self.y.multiply(&zinv2.multiply(&zinv)),
+            x: self.x.mul(&zinv2),
+            y: self.y.mul(&zinv2.mul(&zinv)),
         })
     }
 }
@@ -187,19 +207,19 @@ impl Jacobian {
 /// P, 3P, 5P, …, (2^(w−1) − 1)P.
 fn odd_multiples(p: &Jacobian, w: u32) -> Vec<Jacobian> {
     let count = 1usize << (w - 2);
-    let twice = p.double();
+    let twice = Cached::new(&p.double());
     let mut out = Vec::with_capacity(count);
     let mut last = *p;
     out.push(last);
     for _ in 1..count {
-        last = last.add(&twice);
+        last = last.add_cached(&twice, false);
         out.push(last);
     }
     out
 }
 
 fn fe(bytes: &[u8; 32]) -> Option<Fe> {
-    Option::from(Fe::from_bytes(&FieldBytes::from(*bytes)))
+    Fe::from_bytes(bytes)
 }
 
 /// The odd multiples of `G` in affine form, made at the first ES256 verification of a VM.
@@ -275,6 +295,120 @@ fn shift_right_one(k: &mut [u64; 5]) {
     }
 }
 
+/// `s⁻¹ mod n` for `s` in `[1, n)` (big-endian), by the binary extended Euclidean algorithm
+/// on 64-bit limbs (HAC 14.61 with the modulus n for one operand): the invariants are
+/// `x1·s ≡ u` and `x2·s ≡ v (mod n)`, and gcd(u, v) = 1 throughout, so one of u and v reaches
+/// 1. `None` for 0 (and, as a guard, were the loop ever to run past its bound).
+fn invert_mod_n(s: &[u8; 32]) -> Option<[u8; 32]> {
+    let n = limbs64(&ORDER);
+    let mut u = limbs64(s);
+    if u == [0; 4] || !less(&u, &n) {
+        return None;
+    }
+    let mut v = n;
+    let mut x1 = [1u64, 0, 0, 0];
+    let mut x2 = [0u64; 4];
+    // Each round shifts u or v right at least once and subtracts once: 2·256 rounds at most.
+    for _ in 0..1024 {
+        if u == [1, 0, 0, 0] {
+            return Some(be_bytes64(&x1));
+        }
+        if v == [1, 0, 0, 0] {
+            return Some(be_bytes64(&x2));
+        }
+        while u[0] & 1 == 0 {
+            shr1(&mut u, false);
+            halve_mod(&mut x1, &n);
+        }
+        while v[0] & 1 == 0 {
+            shr1(&mut v, false);
+            halve_mod(&mut x2, &n);
+        }
+        if less(&u, &v) {
+            sub_in_place(&mut v, &u);
+            sub_mod(&mut x2, &x1, &n);
+        } else {
+            sub_in_place(&mut u, &v);
+            sub_mod(&mut x1, &x2, &n);
+        }
+    }
+    None
+}
+
+/// Little-endian 64-bit limbs of a 256-bit big-endian number.
+fn limbs64(bytes: &[u8; 32]) -> [u64; 4] {
+    let mut out = [0u64; 4];
+    for (limb, chunk) in out.iter_mut().zip(bytes.rchunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        *limb = u64::from_be_bytes(b);
+    }
+    out
+}
+
+fn be_bytes64(limbs: &[u64; 4]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (chunk, limb) in out.rchunks_exact_mut(8).zip(limbs) {
+        chunk.copy_from_slice(&limb.to_be_bytes());
+    }
+    out
+}
+
+fn less(a: &[u64; 4], b: &[u64; 4]) -> bool {
+    a.iter().rev().lt(b.iter().rev())
+}
+
+/// `a −= b`, returning the borrow out.
+fn sub_in_place(a: &mut [u64; 4], b: &[u64; 4]) -> bool {
+    let mut borrow = false;
+    for (x, y) in a.iter_mut().zip(b) {
+        let (d, b1) = x.overflowing_sub(*y);
+        let (d, b2) = d.overflowing_sub(u64::from(borrow));
+        *x = d;
+        borrow = b1 || b2;
+    }
+    borrow
+}
+
+/// `a += b`, returning the carry out.
+fn add_in_place(a: &mut [u64; 4], b: &[u64; 4]) -> bool {
+    let mut carry = false;
+    for (x, y) in a.iter_mut().zip(b) {
+        let (d, c1) = x.overflowing_add(*y);
+        let (d, c2) = d.overflowing_add(u64::from(carry));
+        *x = d;
+        carry = c1 || c2;
+    }
+    carry
+}
+
+/// `a >>= 1`, with `top` shifted in as bit 255.
+fn shr1(a: &mut [u64; 4], top: bool) {
+    let mut high = u64::from(top);
+    for limb in a.iter_mut().rev() {
+        let low = *limb & 1;
+        *limb = (*limb >> 1) | (high << 63);
+        high = low;
+    }
+}
+
+/// `x·2⁻¹ mod n` for `x` in `[0, n)`: `x/2`, or `(x + n)/2` for an odd `x` (n is odd).
+fn halve_mod(x: &mut [u64; 4], n: &[u64; 4]) {
+    let carry = if x[0] & 1 == 1 {
+        add_in_place(x, n)
+    } else {
+        false
+    };
+    shr1(x, carry);
+}
+
+/// `a = a − b mod n` for `a`, `b` in `[0, n)`.
+fn sub_mod(a: &mut [u64; 4], b: &[u64; 4], n: &[u64; 4]) {
+    if sub_in_place(a, b) {
+        add_in_place(a, n);
+    }
+}
+
 /// `a + b` for 256-bit big-endian numbers, `None` when it does not fit in 256 bits.
 fn add_be(a: &[u8; 32], b: &[u8; 32]) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
@@ -301,8 +435,9 @@ pub fn verify(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
 fn verify_prehash(key: &VerifyingKey, digest: &FieldBytes, sig: &Signature) -> Option<bool> {
     let (r, s) = sig.split_scalars();
     let z = <Scalar as Reduce<U256>>::reduce_bytes(digest);
-    let s: Scalar = *s;
-    let s_inv: Scalar = Option::from(<Scalar as Invert>::invert_vartime(&s))?;
+    let s_inv = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(invert_mod_n(
+        &s.to_bytes().into(),
+    )?));
     let u1 = z * s_inv;
     let u2 = *r * s_inv;
 
@@ -312,7 +447,10 @@ fn verify_prehash(key: &VerifyingKey, digest: &FieldBytes, sig: &Signature) -> O
         y: fe(&<[u8; 32]>::from(*point.y()?))?,
     };
     let g_table = g_table()?;
-    let q_table = odd_multiples(&Jacobian::from_affine(&q), Q_WINDOW);
+    let q_table: Vec<Cached> = odd_multiples(&Jacobian::from_affine(&q), Q_WINDOW)
+        .iter()
+        .map(Cached::new)
+        .collect();
 
     let n1 = naf(&u1.to_bytes().into(), G_WINDOW);
     let n2 = naf(&u2.to_bytes().into(), Q_WINDOW);
@@ -326,7 +464,7 @@ fn verify_prehash(key: &VerifyingKey, digest: &FieldBytes, sig: &Signature) -> O
         }
         if *d2 != 0 {
             let p = q_table.get(usize::from(d2.unsigned_abs() / 2))?;
-            acc = acc.add(&if *d2 < 0 { p.neg() } else { *p });
+            acc = acc.add_cached(p, *d2 < 0);
         }
     }
     if acc.is_infinity() {
@@ -335,13 +473,13 @@ fn verify_prehash(key: &VerifyingKey, digest: &FieldBytes, sig: &Signature) -> O
     // x(R) = X/Z² is in [0, p) and p < 2n, so x(R) mod n = r means x(R) = r or r + n.
     let zz = acc.z.square();
     let r_bytes: [u8; 32] = r.to_bytes().into();
-    if fe(&r_bytes)?.multiply(&zz) == acc.x {
+    if fe(&r_bytes)?.mul(&zz) == acc.x {
         return Some(true);
     }
     Some(
         add_be(&r_bytes, &ORDER)
             .and_then(|rn| fe(&rn))
-            .is_some_and(|rn| rn.multiply(&zz) == acc.x),
+            .is_some_and(|rn| rn.mul(&zz) == acc.x),
     )
 }
 
@@ -351,6 +489,22 @@ mod tests {
     use p256::ecdsa::signature::hazmat::PrehashSigner;
     use p256::ecdsa::signature::DigestVerifier;
     use p256::ecdsa::SigningKey;
+
+    /// Test-only operations on points.
+    impl Jacobian {
+        fn neg(&self) -> Jacobian {
+            Jacobian {
+                x: self.x,
+                y: self.y.neg(),
+                z: self.z,
+            }
+        }
+
+        /// P + Q for any two points ("add-2007-bl", with the equal and opposite cases).
+        fn add(&self, q: &Jacobian) -> Jacobian {
+            self.add_cached(&Cached::new(q), false)
+        }
+    }
 
     fn reference(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
         match Signature::from_slice(signature) {
@@ -488,6 +642,39 @@ mod tests {
                 assert!(!verify(&vk, b"other message", &good));
             }
         }
+    }
+
+    #[test]
+    fn scalar_inversion_agrees_with_the_p256_crate() {
+        use p256::elliptic_curve::ops::Invert;
+        let n_minus = |k: u8| {
+            let mut b = ORDER;
+            b[31] -= k;
+            b
+        };
+        let mut inputs = vec![n_minus(1), n_minus(2), [0xab; 32], GX, GY];
+        for k in [1u8, 2, 3, 0xff] {
+            let mut b = [0u8; 32];
+            b[31] = k;
+            inputs.push(b);
+        }
+        let mut top = [0u8; 32];
+        top[0] = 0x80;
+        inputs.push(top);
+        let mut x = Scalar::from(0x1234_5678_9abc_def1u64);
+        for _ in 0..200 {
+            x = x * x + Scalar::from(3u64);
+            inputs.push(x.to_bytes().into());
+        }
+        for b in &inputs {
+            let s = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(*b));
+            let theirs: Scalar = Option::from(s.invert_vartime()).unwrap();
+            let theirs: [u8; 32] = theirs.to_bytes().into();
+            assert_eq!(invert_mod_n(b), Some(theirs), "{b:02x?}");
+        }
+        assert_eq!(invert_mod_n(&[0; 32]), None);
+        assert_eq!(invert_mod_n(&ORDER), None);
+        assert_eq!(invert_mod_n(&[0xff; 32]), None);
     }
 
     #[test]
