@@ -136,15 +136,7 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
             Box::new(move || rsa10_verify(alg, &key, input, &sig))
         }
         "p256" => {
-            let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
-            let key = set
-                .keys
-                .into_iter()
-                .find_map(|k| match k.key {
-                    mcp_edge_auth::keys::jwks::PublicKey::P256(p) => Some(p),
-                    _ => None,
-                })
-                .ok_or("no P-256 key")?;
+            let key = p256_key(jwks)?;
             Box::new(move || p256_verify(&key, input, &sig))
         }
         #[cfg(feature = "ring")]
@@ -171,6 +163,19 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
 
 /// Whether `backend` refuses `sig` with its last byte's low bit flipped (checked once
 /// before timing, so a backend that accepts anything cannot show up as fast).
+/// The key set's P-256 key, parsed by the filter's own JWKS code.
+fn p256_key(jwks: &str) -> Result<p256::ecdsa::VerifyingKey, String> {
+    KeySet::parse(jwks.as_bytes())
+        .map_err(|e| e.to_string())?
+        .keys
+        .into_iter()
+        .find_map(|k| match k.key {
+            mcp_edge_auth::keys::jwks::PublicKey::P256(p) => Some(p),
+            _ => None,
+        })
+        .ok_or_else(|| "no P-256 key".to_string())
+}
+
 fn refuses_flipped_signature(
     backend: &str,
     alg: Alg,
@@ -338,15 +343,7 @@ fn check(c: &serde_json::Value) -> Result<String, String> {
         .ok_or("no key for the algorithm")?
         .key;
     let (reference_name, reference): (&str, Box<Verifier>) = if alg == Alg::Es256 {
-        let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
-        let key = set
-            .keys
-            .into_iter()
-            .find_map(|k| match k.key {
-                mcp_edge_auth::keys::jwks::PublicKey::P256(p) => Some(p),
-                _ => None,
-            })
-            .ok_or("no P-256 key")?;
+        let key = p256_key(jwks)?;
         ("p256", Box::new(move |m, s| p256_verify(&key, m, s)))
     } else {
         let key = rsa10_key(jwks)?;
