@@ -173,7 +173,8 @@ bench-verify: build
 	$(CARGO) test -q --release --test rsa_bench -- --ignored --nocapture 2>&1 | grep '^native' | tee .run/bench/native.txt
 
 # Where the module's own time goes on the warm path (or V8PROF_MODE=401, or V8PROF_MODE=body:
-# row (h)'s tools/call POST on the bench's configuration with an mcp rule): the module built with
+# row (h)'s tools/call POST on the bench's configuration with an mcp rule, or V8PROF_MODE=cold:
+# row (e1), a new RS256 token from .run/bench/rs256.txt per request): the module built with
 # its function names, run in Node's V8 behind a fake host (bench/v8prof/harness.mjs) under
 # `node --cpu-prof`, then self time by function. A function LLVM inlined is counted in its caller:
 # mark it #[inline(never)] for the run, and name it in V8PROF_NO_INLINE (wasm-opt's inliner).
@@ -194,7 +195,7 @@ profile-v8: build
 	rm -rf target/profile-v8/cpuprofile
 	node --cpu-prof --cpu-prof-dir=target/profile-v8/cpuprofile --cpu-prof-interval 20 \
 	  bench/v8prof/harness.mjs target/profile-v8/mcp_edge_auth.named.wasm .run/bench/plugin.json \
-	  .run/bench/one.txt $(V8PROF_ITERATIONS) $(V8PROF_MODE)
+	  .run/bench/$(if $(filter cold,$(V8PROF_MODE)),rs256.txt,one.txt) $(V8PROF_ITERATIONS) $(V8PROF_MODE)
 	node bench/v8prof/top.mjs target/profile-v8/cpuprofile/*.cpuprofile 40
 
 # The long differential run (make test runs the quick one).

@@ -5,8 +5,11 @@
 // host calls are JavaScript stand-ins, so compare functions of the module, not totals with
 // Envoy.
 //
-//   node harness.mjs <module.wasm> <plugin config.json> <token file> [iterations] [warm|401|body]
+//   node harness.mjs <module.wasm> <plugin config.json> <token file> [iterations] [warm|401|body|cold]
 //
+// `cold` is row (e1)'s request: the token file holds one token per line and each request sends
+// the next one, so that every request misses the token cache (give more tokens than the cache
+// holds: `token_cache.max_entries`, 1,024 by default) and pays a whole verification.
 // `body` is row (h)'s request: a tools/call POST with the token, held at its headers, then its
 // whole body in one callback (the plugin configuration needs an `mcp` rule on /mcp).
 import fs from "node:fs";
@@ -14,12 +17,13 @@ import crypto from "node:crypto";
 
 const [, , modulePath, configPath, tokenPath, iterationsArg, mode = "warm"] = process.argv;
 if (!modulePath || !configPath || !tokenPath) {
-  console.error("usage: node harness.mjs <module.wasm> <config.json> <token file> [iterations] [warm|401|body]");
+  console.error("usage: node harness.mjs <module.wasm> <config.json> <token file> [iterations] [warm|401|body|cold]");
   process.exit(2);
 }
 const iterations = Number(iterationsArg || 200000);
 const config = fs.readFileSync(configPath);
-const token = fs.readFileSync(tokenPath, "utf8").trim();
+const tokens = fs.readFileSync(tokenPath, "utf8").split("\n").map((t) => t.trim()).filter(Boolean);
+const token = tokens[0];
 
 let exports_;
 const bytes = () => new Uint8Array(exports_.memory.buffer);
@@ -57,14 +61,17 @@ const headers = [
   ["x-request-id", "0b0f3c4e-8a0f-4b4e-9d0e-1c2b3a4d5e6f"],
 ];
 const body = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "add", arguments: { a: 1, b: 2 } } }));
-if (mode === "warm" || mode === "body") headers.splice(4, 0, ["authorization", `Bearer ${token}`]);
+if (mode === "warm" || mode === "body" || mode === "cold") headers.splice(4, 0, ["authorization", `Bearer ${token}`]);
 else if (mode !== "401") throw new Error(`unknown mode ${mode}`);
 if (mode === "body") {
   headers[2][1] = "POST";
   headers.push(["content-type", "application/json"], ["accept", "application/json, text/event-stream"],
     ["content-length", String(body.length)]);
 }
-const serialized = serialize(headers);
+let serialized = serialize(headers);
+// Row (e1): one serialized header map per token, the request's Authorization changed.
+const coldMaps = mode !== "cold" ? [] : tokens.map((t) => serialize(headers.map(([k, v]) => [k, k === "authorization" ? `Bearer ${t}` : v])));
+if (mode === "cold" && coldMaps.length < 2048) throw new Error(`cold needs more tokens than the cache holds: ${coldMaps.length} in ${tokenPath}`);
 
 const counts = { removed: 0, added: 0, localResponses: 0, logs: 0 };
 const OK = 0, NOT_FOUND = 1;
@@ -148,6 +155,7 @@ if (!exports_.proxy_on_configure(ROOT, config.length)) throw new Error("proxy_on
 let next = ROOT + 1;
 function request() {
   const id = next++;
+  if (mode === "cold") serialized = coldMaps[id % coldMaps.length];
   exports_.proxy_on_context_create(id, ROOT);
   let action = exports_.proxy_on_request_headers(id, headers.length, mode === "body" ? 0 : 1);
   if (mode === "body") {
@@ -164,7 +172,7 @@ const want = mode !== "401" ? { action: 0, localResponses: 0 } : { action: 1, lo
 if (action !== want.action || counts.localResponses !== want.localResponses) {
   throw new Error(`the first ${mode} request was not handled as expected: action ${action}, ${counts.localResponses} local responses`);
 }
-for (let i = 0; i < 20000; i++) request(); // tier up to TurboFan
+for (let i = 0; i < (mode === "cold" ? 3000 : 20000); i++) request(); // tier up to TurboFan
 const start = process.hrtime.bigint();
 for (let i = 0; i < iterations; i++) request();
 const ns = Number(process.hrtime.bigint() - start) / iterations;
