@@ -10,7 +10,9 @@ used before for ES256) and `ring` (ring 0.17; only in the module built with benc
 feature `ring`, target/wasm/verify_bench_ring.wasm, which `make bench-verify` builds: when a
 case names `ring` and VERIFY_MODULE is not set, every case runs in that module, so the rows
 share one module); `pow` and `sha256` time the two parts of an RS256 check alone (the RSA
-public operation, the SHA-256 of the signing input: VERIFY_CASES=RS256:fast,RS256:pow,RS256:sha256).
+public operation, the SHA-256 of the signing input: VERIFY_CASES=RS256:fast,RS256:pow,RS256:sha256);
+`newkey` (ES256) verifies with a new key each time, so each verify first builds the key's
+fixed-base tables: less `fast`, the one-time cost per key (VERIFY_CASES=ES256:fast,ES256:newkey).
 Keys and tokens come from `devstack bench-tokens` in .run/bench (one RSA-2048 and one P-256 key).
 
 Usage: bench/verify.py [--json OUT]   (VERIFY_ITERATIONS, default 2000)

@@ -6,6 +6,8 @@
 //! Input: [mode·key selector][64 signature or mask bytes][message…].
 #![no_main]
 
+use std::sync::Arc;
+
 use libfuzzer_sys::fuzz_target;
 use mcp_edge_auth::keys::jwks::PublicKey;
 use mcp_edge_auth::keys::alg::Alg;
@@ -39,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
             *s ^= m;
         }
     }
-    let ours = verify(Alg::Es256, &PublicKey::P256(vk), message, &signature);
+    let ours = verify(Alg::Es256, &PublicKey::P256(Arc::new(vk.into())), message, &signature);
     let theirs = match Signature::from_slice(&signature) {
         Ok(sig) => vk.verify_digest(Sha256::new_with_prefix(message), &sig).is_ok(),
         Err(_) => false,

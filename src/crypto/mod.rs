@@ -8,4 +8,6 @@ pub mod b64;
 pub mod modexp;
 pub mod p256;
 pub mod p256_field;
+mod p256_point;
+mod p256_table;
 pub mod rsa;

@@ -5,13 +5,12 @@
 //! multiplications with complete formulas (about 512 doublings and 128 additions, each window
 //! chosen by a scan of the whole table) and then an inversion for `x(R)`. Here:
 //!
-//! - one interleaved pass over both scalars (Shamir's trick): 256 doublings shared by both,
-//!   additions only at the nonzero digits of width-w NAF recodings (w = 7 for `G`, 5 for `Q`);
-//! - Jacobian coordinates, with the doubling for a = −3 (3M + 5S);
-//! - the odd multiples of `G` in affine form, computed once per VM (mixed additions; 32
-//!   points of 64 bytes: 2 KiB per VM);
-//! - the odd multiples of `Q` with their Z² and Z³, so that each addition of one saves a
-//!   square and a multiplication;
+//! - each scalar cut into four 64-bit pieces, `u = Σ u_j·2^(64j)`, and one interleaved pass of
+//!   64 doublings over the width-w NAF digits of all eight pieces (`p256_table.rs`), each
+//!   nonzero digit a mixed addition of an affine odd multiple of `2^(64j)·G` or `2^(64j)·Q`;
+//! - the tables of G (w = 8: 4 × 64 points, 16 KiB) built once per VM; the key's (w = 7:
+//!   4 × 32 points, 8 KiB) built at its first verification and kept in its [`P256Key`];
+//! - Jacobian coordinates, with the doubling for a = −3 (3M + 5S; `p256_point.rs`);
 //! - `s⁻¹ mod n` by a binary extended Euclidean algorithm on 64-bit limbs (variable time);
 //! - `x(R) mod n = r` checked without an inversion: `X = r·Z²`, or `X = (r+n)·Z²` when
 //!   `r + n < p`.
@@ -23,6 +22,7 @@
 //! (`make p256-diff` for the long run) and the `p256` fuzz target; for the field, the
 //! `p256_field` fuzz target and the field tests there and in `p256_field.rs`.
 
+use std::fmt;
 use std::sync::OnceLock;
 
 use p256::ecdsa::{Signature, VerifyingKey};
@@ -32,11 +32,11 @@ use p256::{FieldBytes, Scalar, U256};
 use sha2::{Digest, Sha256};
 
 use crate::p256_field::Fe;
+use crate::p256_point::{Affine, Jacobian};
+use crate::p256_table::{g_tables, split_naf, Tables, DIGITS, G_WINDOW};
 
-/// NAF width for `G` (a table of 2^(w−2) = 32 affine points, built once).
-const G_WINDOW: u32 = 7;
-/// NAF width for the key `Q` (8 Jacobian points, built per verification).
-const Q_WINDOW: u32 = 5;
+/// NAF width for a key: `PIECES` tables of 2^(w−2) = 32 affine points, 8 KiB per key.
+const Q_WINDOW: u32 = 7;
 
 /// The group order n, big-endian.
 const ORDER: [u8; 32] = [
@@ -44,254 +44,62 @@ const ORDER: [u8; 32] = [
     0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
 ];
 
-/// The generator's coordinates, big-endian (SEC 2).
-const GX: [u8; 32] = [
-    0x6b, 0x17, 0xd1, 0xf2, 0xe1, 0x2c, 0x42, 0x47, 0xf8, 0xbc, 0xe6, 0xe5, 0x63, 0xa4, 0x40, 0xf2,
-    0x77, 0x03, 0x7d, 0x81, 0x2d, 0xeb, 0x33, 0xa0, 0xf4, 0xa1, 0x39, 0x45, 0xd8, 0x98, 0xc2, 0x96,
-];
-const GY: [u8; 32] = [
-    0x4f, 0xe3, 0x42, 0xe2, 0xfe, 0x1a, 0x7f, 0x9b, 0x8e, 0xe7, 0xeb, 0x4a, 0x7c, 0x0f, 0x9e, 0x16,
-    0x2b, 0xce, 0x33, 0x57, 0x6b, 0x31, 0x5e, 0xce, 0xcb, 0xb6, 0x40, 0x68, 0x37, 0xbf, 0x51, 0xf5,
-];
-
-/// A point in Jacobian coordinates: (X/Z², Y/Z²); `Z = 0` is the point at infinity.
-#[derive(Clone, Copy, Debug)]
-struct Jacobian {
-    x: Fe,
-    y: Fe,
-    z: Fe,
+/// An ES256 public key: the p256 crate's `VerifyingKey` (which parsed it and checked that it
+/// is on the curve) and its fixed-base tables (`p256_table.rs`), built at the key's first
+/// verification and kept for the next ones. Equality is the point's.
+pub struct P256Key {
+    key: VerifyingKey,
+    tables: OnceLock<Option<Tables>>,
 }
 
-/// A point in Jacobian coordinates with its Z² and Z³, for repeated additions of it.
-#[derive(Clone, Copy, Debug)]
-struct Cached {
-    p: Jacobian,
-    zz: Fe,
-    zzz: Fe,
-}
-
-impl Cached {
-    fn new(p: &Jacobian) -> Cached {
-        let zz = p.z.square();
-        Cached {
-            p: *p,
-            zz,
-            zzz: zz.mul(&p.z),
-        }
-    }
-}
-
-/// A finite point in affine coordinates.
-#[derive(Clone, Copy, Debug)]
-struct Affine {
-    x: Fe,
-    y: Fe,
-}
-
-impl Jacobian {
-    const INFINITY: Jacobian = Jacobian {
-        x: Fe::ONE,
-        y: Fe::ONE,
-        z: Fe::ZERO,
-    };
-
-    fn from_affine(p: &Affine) -> Jacobian {
-        Jacobian {
-            x: p.x,
-            y: p.y,
-            z: Fe::ONE,
+impl P256Key {
+    pub fn new(key: VerifyingKey) -> P256Key {
+        P256Key {
+            key,
+            tables: OnceLock::new(),
         }
     }
 
-    fn is_infinity(&self) -> bool {
-        self.z.is_zero()
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.key
     }
 
-    /// 2·P for a = −3 ("dbl-2001-b"). Infinity doubles to infinity (Z stays 0); P-256 has
-    /// no point of order 2, so Y = 0 never occurs on a finite point.
-    fn double(&self) -> Jacobian {
-        let delta = self.z.square();
-        let gamma = self.y.square();
-        let beta = self.x.mul(&gamma);
-        let t = self.x.sub(&delta).mul(&self.x.add(&delta));
-        let alpha = t.mul_small(3);
-        let beta4 = beta.mul_small(4);
-        let x = alpha.square().sub(&beta.mul_small(8));
-        let z = self.y.add(&self.z).square().sub(&gamma).sub(&delta);
-        let gamma2_8 = gamma.square().mul_small(8);
-        let y = alpha.mul(&beta4.sub(&x)).sub(&gamma2_8);
-        Jacobian { x, y, z }
-    }
-
-    /// P + Q (or P − Q when `negate`) for a Q with its Z² and Z³ at hand: "add-2007-bl"
-    /// less the square and the multiplication that give them.
-    fn add_cached(&self, q: &Cached, negate: bool) -> Jacobian {
-        let qy = if negate { q.p.y.neg() } else { q.p.y };
-        if self.is_infinity() {
-            return Jacobian { y: qy, ..q.p };
-        }
-        if q.p.is_infinity() {
-            return *self;
-        }
-        let z1z1 = self.z.square();
-        let u1 = self.x.mul(&q.zz);
-        let u2 = q.p.x.mul(&z1z1);
-        let s1 = self.y.mul(&q.zzz);
-        let s2 = qy.mul(&self.z).mul(&z1z1);
-        let h = u2.sub(&u1);
-        let r = s2.sub(&s1);
-        if h.is_zero() {
-            return if r.is_zero() {
-                self.double()
-            } else {
-                Jacobian::INFINITY
-            };
-        }
-        let i = h.double().square();
-        let j = h.mul(&i);
-        let r = r.double();
-        let v = u1.mul(&i);
-        let x = r.square().sub(&j).sub(&v.double());
-        let y = r.mul(&v.sub(&x)).sub(&s1.mul(&j).double());
-        let z = self.z.add(&q.p.z).square().sub(&z1z1).sub(&q.zz).mul(&h);
-        Jacobian { x, y, z }
-    }
-
-    /// P + Q for an affine Q, negated first when `negate` ("madd-2007-bl").
-    fn add_affine(&self, q: &Affine, negate: bool) -> Jacobian {
-        let qy = if negate { q.y.neg() } else { q.y };
-        if self.is_infinity() {
-            return Jacobian {
-                x: q.x,
-                y: qy,
-                z: Fe::ONE,
-            };
-        }
-        let z1z1 = self.z.square();
-        let u2 = q.x.mul(&z1z1);
-        let s2 = qy.mul(&self.z).mul(&z1z1);
-        let h = u2.sub(&self.x);
-        let r = s2.sub(&self.y);
-        if h.is_zero() {
-            return if r.is_zero() {
-                self.double()
-            } else {
-                Jacobian::INFINITY
-            };
-        }
-        let hh = h.square();
-        let i = hh.mul_small(4);
-        let j = h.mul(&i);
-        let r = r.double();
-        let v = self.x.mul(&i);
-        let x = r.square().sub(&j).sub(&v.double());
-        let y = r.mul(&v.sub(&x)).sub(&self.y.mul(&j).double());
-        let z = self.z.add(&h).square().sub(&z1z1).sub(&hh);
-        Jacobian { x, y, z }
-    }
-
-    /// The affine form of a finite point (one inversion).
-    fn to_affine(self) -> Option<Affine> {
-        if self.z.is_zero() {
-            return None;
-        }
-        let zinv = self.z.invert();
-        let zinv2 = zinv.square();
-        Some(Affine {
-            x: self.x.mul(&zinv2),
-            y: self.y.mul(&zinv2.mul(&zinv)),
-        })
+    /// The key's tables, built at the first call (`None` only for a point the tables cannot
+    /// hold, which a `VerifyingKey` never is).
+    fn tables(&self) -> Option<&Tables> {
+        self.tables
+            .get_or_init(|| {
+                let point = self.key.as_affine().to_encoded_point(false);
+                let q = Affine {
+                    x: Fe::from_bytes(&<[u8; 32]>::from(*point.x()?))?,
+                    y: Fe::from_bytes(&<[u8; 32]>::from(*point.y()?))?,
+                };
+                Tables::new(&q, Q_WINDOW)
+            })
+            .as_ref()
     }
 }
 
-/// P, 3P, 5P, …, (2^(w−1) − 1)P.
-fn odd_multiples(p: &Jacobian, w: u32) -> Vec<Jacobian> {
-    let count = 1usize << (w - 2);
-    let twice = Cached::new(&p.double());
-    let mut out = Vec::with_capacity(count);
-    let mut last = *p;
-    out.push(last);
-    for _ in 1..count {
-        last = last.add_cached(&twice, false);
-        out.push(last);
-    }
-    out
-}
-
-fn fe(bytes: &[u8; 32]) -> Option<Fe> {
-    Fe::from_bytes(bytes)
-}
-
-/// The odd multiples of `G` in affine form, made at the first ES256 verification of a VM.
-fn g_table() -> Option<&'static [Affine]> {
-    static TABLE: OnceLock<Option<Vec<Affine>>> = OnceLock::new();
-    TABLE
-        .get_or_init(|| {
-            let g = Affine {
-                x: fe(&GX)?,
-                y: fe(&GY)?,
-            };
-            odd_multiples(&Jacobian::from_affine(&g), G_WINDOW)
-                .into_iter()
-                .map(Jacobian::to_affine)
-                .collect()
-        })
-        .as_deref()
-}
-
-/// The width-`w` NAF of a 256-bit big-endian scalar, least significant digit first: odd
-/// digits in (−2^(w−1), 2^(w−1)) or 0, at most one nonzero in any `w` consecutive.
-fn naf(scalar: &[u8; 32], w: u32) -> [i8; 257] {
-    // Little-endian 64-bit limbs with one spare limb for the carries of negative digits.
-    let mut k = [0u64; 5];
-    for (limb, chunk) in k.iter_mut().zip(scalar.rchunks_exact(8)) {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(chunk);
-        *limb = u64::from_be_bytes(b);
-    }
-    let mut out = [0i8; 257];
-    let full = 1i64 << w;
-    let half = 1i64 << (w - 1);
-    for digit in out.iter_mut() {
-        if k.iter().all(|&l| l == 0) {
-            break;
-        }
-        if k[0] & 1 == 1 {
-            let mut d = (k[0] & (full as u64 - 1)) as i64;
-            if d >= half {
-                d -= full;
-            }
-            *digit = d as i8;
-            sub_digit(&mut k, d);
-        }
-        shift_right_one(&mut k);
-    }
-    out
-}
-
-/// `k −= d` for a small signed `d` (a negative one adds); `k ≥ d` whenever `d > 0`.
-fn sub_digit(k: &mut [u64; 5], d: i64) {
-    let mut carry = d.unsigned_abs();
-    for limb in k.iter_mut() {
-        let (r, c) = if d > 0 {
-            limb.overflowing_sub(carry)
-        } else {
-            limb.overflowing_add(carry)
-        };
-        *limb = r;
-        carry = u64::from(c);
-        if carry == 0 {
-            break;
-        }
+impl From<VerifyingKey> for P256Key {
+    fn from(key: VerifyingKey) -> P256Key {
+        P256Key::new(key)
     }
 }
 
-fn shift_right_one(k: &mut [u64; 5]) {
-    let mut high = 0u64;
-    for limb in k.iter_mut().rev() {
-        let low_bit = *limb & 1;
-        *limb = (*limb >> 1) | (high << 63);
-        high = low_bit;
+impl PartialEq for P256Key {
+    fn eq(&self, other: &P256Key) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for P256Key {}
+
+impl fmt::Debug for P256Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("P256Key")
+            .field("key", &self.key)
+            .field("tables", &self.tables.get().is_some())
+            .finish()
     }
 }
 
@@ -424,7 +232,7 @@ fn add_be(a: &[u8; 32], b: &[u8; 32]) -> Option<[u8; 32]> {
 /// Whether `signature` (raw `r || s`, 64 bytes) is a valid ES256 signature of `message` by
 /// `key`. Zero or out-of-range `r`/`s` are refused; high `s` is accepted, as by the p256 crate
 /// and RFC 7518 (ECDSA signatures are malleable; a token's signature is not its identity).
-pub fn verify(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+pub fn verify(key: &P256Key, message: &[u8], signature: &[u8]) -> bool {
     let Ok(sig) = Signature::from_slice(signature) else {
         return false;
     };
@@ -432,7 +240,7 @@ pub fn verify(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
     verify_prehash(key, &digest, &sig).unwrap_or(false)
 }
 
-fn verify_prehash(key: &VerifyingKey, digest: &FieldBytes, sig: &Signature) -> Option<bool> {
+fn verify_prehash(key: &P256Key, digest: &FieldBytes, sig: &Signature) -> Option<bool> {
     let (r, s) = sig.split_scalars();
     let z = <Scalar as Reduce<U256>>::reduce_bytes(digest);
     let s_inv = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(invert_mod_n(
@@ -440,71 +248,56 @@ fn verify_prehash(key: &VerifyingKey, digest: &FieldBytes, sig: &Signature) -> O
     )?));
     let u1 = z * s_inv;
     let u2 = *r * s_inv;
-
-    let point = key.as_affine().to_encoded_point(false);
-    let q = Affine {
-        x: fe(&<[u8; 32]>::from(*point.x()?))?,
-        y: fe(&<[u8; 32]>::from(*point.y()?))?,
-    };
-    let g_table = g_table()?;
-    let q_table: Vec<Cached> = odd_multiples(&Jacobian::from_affine(&q), Q_WINDOW)
-        .iter()
-        .map(Cached::new)
-        .collect();
-
-    let n1 = naf(&u1.to_bytes().into(), G_WINDOW);
-    let n2 = naf(&u2.to_bytes().into(), Q_WINDOW);
-    let top = n1.iter().zip(&n2).rposition(|(a, b)| *a != 0 || *b != 0)?;
-    let mut acc = Jacobian::INFINITY;
-    for (d1, d2) in n1.iter().zip(&n2).take(top + 1).rev() {
-        acc = acc.double();
-        if *d1 != 0 {
-            let p = g_table.get(usize::from(d1.unsigned_abs() / 2))?;
-            acc = acc.add_affine(p, *d1 < 0);
-        }
-        if *d2 != 0 {
-            let p = q_table.get(usize::from(d2.unsigned_abs() / 2))?;
-            acc = acc.add_cached(p, *d2 < 0);
-        }
-    }
+    let acc = mul_add(&u1.to_bytes().into(), key.tables()?, &u2.to_bytes().into())?;
     if acc.is_infinity() {
         return Some(false);
     }
     // x(R) = X/Z² is in [0, p) and p < 2n, so x(R) mod n = r means x(R) = r or r + n.
     let zz = acc.z.square();
     let r_bytes: [u8; 32] = r.to_bytes().into();
-    if fe(&r_bytes)?.mul(&zz) == acc.x {
+    if Fe::from_bytes(&r_bytes)?.mul(&zz) == acc.x {
         return Some(true);
     }
     Some(
         add_be(&r_bytes, &ORDER)
-            .and_then(|rn| fe(&rn))
+            .and_then(|rn| Fe::from_bytes(&rn))
             .is_some_and(|rn| rn.mul(&zz) == acc.x),
     )
+}
+
+/// `u1·G + u2·Q` for `Q` the point of `q_tables`: one pass of `PIECE_BITS` doublings over the
+/// NAF digits of the pieces of both scalars (`p256_table.rs`), each nonzero digit a mixed
+/// addition of a table point.
+fn mul_add(u1: &[u8; 32], q_tables: &Tables, u2: &[u8; 32]) -> Option<Jacobian> {
+    let g_tables = g_tables()?;
+    let n1 = split_naf(u1, G_WINDOW);
+    let n2 = split_naf(u2, Q_WINDOW);
+    let mut acc = Jacobian::INFINITY;
+    for i in (0..DIGITS).rev() {
+        if !acc.is_infinity() {
+            acc = acc.double();
+        }
+        for (j, (d1, d2)) in n1.iter().zip(&n2).enumerate() {
+            let d = *d1.get(i)?;
+            if d != 0 {
+                acc = acc.add_affine(g_tables.get(j, d)?, d < 0);
+            }
+            let d = *d2.get(i)?;
+            if d != 0 {
+                acc = acc.add_affine(q_tables.get(j, d)?, d < 0);
+            }
+        }
+    }
+    Some(acc)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::p256_point::{GX, GY};
     use p256::ecdsa::signature::hazmat::PrehashSigner;
     use p256::ecdsa::signature::DigestVerifier;
     use p256::ecdsa::SigningKey;
-
-    /// Test-only operations on points.
-    impl Jacobian {
-        fn neg(&self) -> Jacobian {
-            Jacobian {
-                x: self.x,
-                y: self.y.neg(),
-                z: self.z,
-            }
-        }
-
-        /// P + Q for any two points ("add-2007-bl", with the equal and opposite cases).
-        fn add(&self, q: &Jacobian) -> Jacobian {
-            self.add_cached(&Cached::new(q), false)
-        }
-    }
 
     fn reference(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
         match Signature::from_slice(signature) {
@@ -522,126 +315,187 @@ mod tests {
     }
 
     #[test]
-    fn naf_digits_add_up_to_the_scalar() {
-        for w in [Q_WINDOW, G_WINDOW] {
-            for bytes in [[0xffu8; 32], ORDER, GX, [0u8; 32], {
-                let mut b = [0u8; 32];
-                b[31] = 1;
-                b
-            }] {
-                let digits = naf(&bytes, w);
-                // Rebuild the value from the digits, most significant first: acc = 2·acc + d.
-                let mut acc = [0u64; 5];
-                for d in digits.iter().rev() {
-                    shift_left_one(&mut acc);
-                    sub_digit(&mut acc, -i64::from(*d));
-                }
-                let mut expect = [0u64; 5];
-                for (limb, chunk) in expect.iter_mut().zip(bytes.rchunks_exact(8)) {
-                    *limb = u64::from_be_bytes(chunk.try_into().unwrap());
-                }
-                assert_eq!(acc, expect, "w={w}");
-                // At most one nonzero digit in any w consecutive ones, all odd and in range.
-                for win in digits.windows(w as usize) {
-                    assert!(win.iter().filter(|d| **d != 0).count() <= 1);
-                }
-                for d in digits.iter().filter(|d| **d != 0) {
-                    assert!(d.rem_euclid(2) == 1 && i32::from(d.unsigned_abs()) < (1 << (w - 1)));
-                }
-            }
-        }
-    }
-
-    fn shift_left_one(k: &mut [u64; 5]) {
-        let mut carry = 0;
-        for limb in k.iter_mut() {
-            let top = *limb >> 63;
-            *limb = (*limb << 1) | carry;
-            carry = top;
-        }
-    }
-
-    #[test]
-    fn the_generator_table_holds_odd_multiples_of_g() {
-        let table = g_table().unwrap();
-        assert_eq!(table.len(), 32);
-        let g = Jacobian::from_affine(&table[0]);
-        assert_eq!(table[0].x, fe(&GX).unwrap());
-        // 3G = 2G + G, and 63G = 64G − G.
-        let three = g.double().add(&g).to_affine().unwrap();
-        assert_eq!((three.x, three.y), (table[1].x, table[1].y));
-        let mut sixty_four = g;
-        for _ in 0..6 {
-            sixty_four = sixty_four.double();
-        }
-        let last = sixty_four.add(&g.neg()).to_affine().unwrap();
-        assert_eq!((last.x, last.y), (table[31].x, table[31].y));
-        // The p256 crate agrees on 63G.
-        let theirs = (p256::ProjectivePoint::GENERATOR * Scalar::from(63u64))
-            .to_affine()
-            .to_encoded_point(false);
-        assert_eq!(
-            fe(&<[u8; 32]>::from(*theirs.x().unwrap())).unwrap(),
-            table[31].x
-        );
-    }
-
-    #[test]
-    fn additions_handle_equal_opposite_and_infinite_points() {
-        let g = Jacobian::from_affine(&g_table().unwrap()[0]);
-        let ga = g.to_affine().unwrap();
-        let doubled = g.double().to_affine().unwrap();
-        let via_add = g.add(&g).to_affine().unwrap();
-        assert_eq!((doubled.x, doubled.y), (via_add.x, via_add.y));
-        let via_mixed = g.add_affine(&ga, false).to_affine().unwrap();
-        assert_eq!((doubled.x, doubled.y), (via_mixed.x, via_mixed.y));
-        assert!(g.add(&g.neg()).is_infinity());
-        assert!(g.add_affine(&ga, true).is_infinity());
-        assert!(Jacobian::INFINITY.double().is_infinity());
-        let back = Jacobian::INFINITY.add(&g).to_affine().unwrap();
-        assert_eq!(back.x, ga.x);
-        let back = Jacobian::INFINITY
-            .add_affine(&ga, true)
-            .to_affine()
-            .unwrap();
-        assert_eq!((back.x, back.y), (ga.x, ga.y.neg()));
-    }
-
-    #[test]
     fn agrees_with_the_p256_crate_on_valid_and_altered_signatures() {
         for seed in 1..=12u8 {
             let sk = key(seed);
             let vk = *sk.verifying_key();
+            // One key for all the messages (its tables built once), and a fresh one each time.
+            let pk = P256Key::new(vk);
             for m in 0..8u8 {
                 let message = vec![m; usize::from(m) * 7 + 1];
                 let digest = Sha256::digest(&message);
                 let sig: Signature = sk.sign_prehash(&digest).unwrap();
                 let good = sig.to_bytes().to_vec();
-                assert!(verify(&vk, &message, &good), "seed {seed} message {m}");
+                assert!(verify(&pk, &message, &good), "seed {seed} message {m}");
+                assert!(verify(&P256Key::new(vk), &message, &good));
                 // s → n − s is also valid.
                 let high = Signature::from_scalars(sig.r(), -*sig.s())
                     .unwrap()
                     .to_bytes();
                 assert_eq!(
-                    verify(&vk, &message, &high),
+                    verify(&pk, &message, &high),
                     reference(&vk, &message, &high)
                 );
-                assert!(verify(&vk, &message, &high));
+                assert!(verify(&pk, &message, &high));
                 for flip in [0usize, 31, 32, 63] {
                     let mut bad = good.clone();
                     bad[flip] ^= 0x40;
                     assert_eq!(
-                        verify(&vk, &message, &bad),
+                        verify(&pk, &message, &bad),
                         reference(&vk, &message, &bad),
                         "flip {flip}"
                     );
-                    assert!(!verify(&vk, &message, &bad));
+                    assert!(!verify(&pk, &message, &bad));
                 }
-                let other = key(seed.wrapping_add(100));
-                assert!(!verify(other.verifying_key(), &message, &good));
-                assert!(!verify(&vk, b"other message", &good));
+                let other = P256Key::new(*key(seed.wrapping_add(100)).verifying_key());
+                assert!(!verify(&other, &message, &good));
+                assert!(!verify(&pk, b"other message", &good));
+                // The same key again gives the same answers.
+                assert!(verify(&pk, &message, &good));
             }
         }
+    }
+
+    #[test]
+    fn key_tables_hold_odd_multiples_of_shifted_q() {
+        for seed in [1u8, 7, 200] {
+            let vk = *key(seed).verifying_key();
+            let pk = P256Key::new(vk);
+            assert!(format!("{pk:?}").contains("tables: false"));
+            let tables = pk.tables().unwrap();
+            assert!(format!("{pk:?}").contains("tables: true"));
+            let point = vk.as_affine().to_encoded_point(false);
+            let q = Affine {
+                x: Fe::from_bytes(&<[u8; 32]>::from(*point.x().unwrap())).unwrap(),
+                y: Fe::from_bytes(&<[u8; 32]>::from(*point.y().unwrap())).unwrap(),
+            };
+            crate::p256_table::tests::check_tables(tables, &q, Q_WINDOW);
+            // Built once: the second call returns the same tables.
+            assert!(std::ptr::eq(tables, pk.tables().unwrap()));
+            assert_eq!(pk, P256Key::from(vk));
+        }
+    }
+
+    /// `u1·G + u2·Q` by the p256 crate, affine (x, y), `None` at infinity.
+    fn theirs(u1: &Scalar, q: &VerifyingKey, u2: &Scalar) -> Option<([u8; 32], [u8; 32])> {
+        let r = p256::ProjectivePoint::GENERATOR * u1
+            + p256::ProjectivePoint::from(*q.as_affine()) * u2;
+        let e = r.to_affine().to_encoded_point(false);
+        Some(((*e.x()?).into(), (*e.y()?).into()))
+    }
+
+    fn scalar(bytes: &[u8; 32]) -> Scalar {
+        <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(*bytes))
+    }
+
+    #[test]
+    fn the_split_pass_agrees_with_the_p256_crate_on_edge_scalars() {
+        let mut n_minus_1 = ORDER;
+        n_minus_1[31] -= 1;
+        let one_at = |byte: usize, v: u8| {
+            let mut b = [0u8; 32];
+            b[byte] = v;
+            b
+        };
+        // 0, 1, n − 1, a lone bit at each piece's bottom and top, pieces that are zero or all
+        // ones, and a few others.
+        let mut edges = vec![[0u8; 32], one_at(31, 1), n_minus_1, one_at(0, 0x80), GX, GY];
+        for byte in [7usize, 8, 15, 16, 23, 24] {
+            edges.push(one_at(byte, 1));
+            edges.push(one_at(byte, 0x80));
+        }
+        for zero in 0..4 {
+            let mut b = [0xffu8; 32];
+            b[0] = 0x7f;
+            b[zero * 8..zero * 8 + 8].fill(0);
+            edges.push(b);
+        }
+        let mut half = [0u8; 32];
+        half[16..].fill(0xff);
+        edges.push(half);
+        for seed in [2u8, 9] {
+            let vk = *key(seed).verifying_key();
+            let pk = P256Key::new(vk);
+            let tables = pk.tables().unwrap();
+            for a in &edges {
+                for b in &edges {
+                    let ours = mul_add(a, tables, b).unwrap();
+                    let want = theirs(&scalar(a), &vk, &scalar(b));
+                    let got = if ours.is_infinity() {
+                        None
+                    } else {
+                        let zinv = ours.z.invert();
+                        let zinv2 = zinv.square();
+                        Some((
+                            ours.x.mul(&zinv2).to_bytes(),
+                            ours.y.mul(&zinv2.mul(&zinv)).to_bytes(),
+                        ))
+                    };
+                    assert_eq!(got, want, "u1 {a:02x?} u2 {b:02x?}");
+                }
+            }
+        }
+        // u1·G + u2·Q = infinity for Q = G and u2 = n − u1.
+        let g = P256Key::new(VerifyingKey::from_affine(p256::AffinePoint::GENERATOR).unwrap());
+        let minus = |a: &[u8; 32]| -> [u8; 32] { (-scalar(a)).to_bytes().into() };
+        for a in edges.iter().filter(|a| **a != [0u8; 32]) {
+            assert!(mul_add(a, g.tables().unwrap(), &minus(a))
+                .unwrap()
+                .is_infinity());
+            // u·G + u·G = 2u·G: the pass meets equal points.
+            let two: [u8; 32] = (scalar(a) + scalar(a)).to_bytes().into();
+            let sum = mul_add(a, g.tables().unwrap(), a).unwrap();
+            let want = mul_add(&two, g.tables().unwrap(), &[0u8; 32]).unwrap();
+            let (zz, wz) = (sum.z.square(), want.z.square());
+            assert_eq!(sum.x.mul(&wz), want.x.mul(&zz));
+        }
+    }
+
+    /// One-time and per-verify cost, natively: `cargo test --release -p mcp-edge-auth-crypto
+    /// -- --ignored --nocapture first_verify_cost`.
+    #[test]
+    #[ignore = "timing: run by hand"]
+    fn first_verify_cost() {
+        use std::time::Instant;
+        let sk = key(5);
+        let vk = *sk.verifying_key();
+        let message = b"header.payload";
+        let sig: Signature = sk.sign_prehash(&Sha256::digest(message)).unwrap();
+        let sig = sig.to_bytes();
+        assert!(verify(&P256Key::new(vk), message, &sig)); // G tables, warm-up
+        let started = Instant::now();
+        let count = 200;
+        for _ in 0..count {
+            let pk = P256Key::new(vk);
+            std::hint::black_box(pk.tables());
+        }
+        let build = started.elapsed().as_secs_f64() * 1e6 / f64::from(count);
+        let pk = P256Key::new(vk);
+        assert!(verify(&pk, message, &sig));
+        let started = Instant::now();
+        for _ in 0..count {
+            assert!(verify(&pk, message, &sig));
+        }
+        let each = started.elapsed().as_secs_f64() * 1e6 / f64::from(count);
+        let started = Instant::now();
+        for _ in 0..20 {
+            std::hint::black_box(Tables::new(&Affine::generator().unwrap(), G_WINDOW));
+        }
+        let g = started.elapsed().as_secs_f64() * 1e6 / 20.0;
+        // Before the split: 32 odd multiples of G, one inversion each.
+        let started = Instant::now();
+        for _ in 0..20 {
+            let mut points = Vec::new();
+            let g = Jacobian::from_affine(&Affine::generator().unwrap());
+            crate::p256_point::odd_multiples(&g, 7, &mut points);
+            let affine: Vec<_> = points.into_iter().map(Jacobian::to_affine).collect();
+            std::hint::black_box(affine);
+        }
+        let before = started.elapsed().as_secs_f64() * 1e6 / 20.0;
+        println!(
+            "key tables {build:.1} µs per key, G tables {g:.1} µs per VM (before the split: \
+             {before:.1}), verify {each:.1} µs"
+        );
     }
 
     #[test]
@@ -679,7 +533,7 @@ mod tests {
 
     #[test]
     fn malformed_signatures_are_refused() {
-        let vk = *key(3).verifying_key();
+        let vk = P256Key::new(*key(3).verifying_key());
         assert!(!verify(&vk, b"m", &[]));
         assert!(!verify(&vk, b"m", &[1u8; 63]));
         assert!(!verify(&vk, b"m", &[0u8; 64]));

@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::crypto::b64;
+use crate::crypto::p256::P256Key;
 use crate::crypto::rsa::RsaPublicKey;
 use crate::keys::alg::{Alg, MIN_RSA_BITS};
 use crate::util::text::printable;
@@ -18,7 +19,9 @@ pub enum PublicKey {
     /// Shared: a verified token and its cache entry keep the set's key, not a copy of its
     /// limbs (about 1.2 KB for a 2048-bit key).
     Rsa(Arc<RsaPublicKey>),
-    P256(p256::ecdsa::VerifyingKey),
+    /// Shared too: its fixed-base tables (8 KiB, `crypto/p256_table.rs`) are built at its
+    /// first verification and kept with it.
+    P256(Arc<P256Key>),
     Ed25519(ed25519_compact::PublicKey),
 }
 
@@ -59,7 +62,7 @@ impl PartialEq for PublicKey {
     fn eq(&self, other: &PublicKey) -> bool {
         match (self, other) {
             (PublicKey::Rsa(a), PublicKey::Rsa(b)) => Arc::ptr_eq(a, b) || a == b,
-            (PublicKey::P256(a), PublicKey::P256(b)) => a == b,
+            (PublicKey::P256(a), PublicKey::P256(b)) => Arc::ptr_eq(a, b) || a == b,
             (PublicKey::Ed25519(a), PublicKey::Ed25519(b)) => a == b,
             _ => false,
         }
@@ -265,10 +268,10 @@ fn parse_key(entry: &serde_json::Value) -> Result<Jwk, String> {
             sec1.push(0x04);
             sec1.extend_from_slice(&x);
             sec1.extend_from_slice(&y);
-            PublicKey::P256(
+            PublicKey::P256(Arc::new(P256Key::new(
                 p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
                     .map_err(|_| "P-256 point is not on the curve".to_string())?,
-            )
+            )))
         }
         "OKP" => {
             let crv = member(entry, "crv")?.ok_or("missing \"crv\"")?;

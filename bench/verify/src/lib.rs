@@ -6,7 +6,8 @@
 //! (`jwks::KeySet::parse`, which also does the per-key precomputation), then checks the
 //! token's signature `iterations` times with `signature::verify` (backend `fast`), with the
 //! `rsa` 0.10 crate the filter used before for RS*/PS* (backend `rsa10`), with the p256
-//! crate's verifier it used before for ES256 (backend `p256`), with `ring` 0.17 (backend
+//! crate's verifier it used before for ES256 (backend `p256`), with a new key each time (ES256,
+//! backend `newkey`: the key's one-time tables plus one verify), with `ring` 0.17 (backend
 //! `ring`, only in a module built with the cargo feature `ring`: `make bench-verify`), or only
 //! the RSA public operation (backend `pow`) or only the SHA-256 of the signing input (backend
 //! `sha256`) of an RS256 check, timed with the host clock, and logs one line at warn level:
@@ -139,6 +140,13 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
             let key = p256_key(jwks)?;
             Box::new(move || p256_verify(&key, input, &sig))
         }
+        // ES256 on a key seen for the first time: a new key each step, so each step builds
+        // the key's tables (src/crypto/p256_table.rs) before it verifies; less `fast`, the
+        // one-time cost per key.
+        "newkey" => {
+            let key = p256_key(jwks)?;
+            Box::new(move || signature::verify(alg, &new_p256(key), input, &sig))
+        }
         #[cfg(feature = "ring")]
         "ring" => {
             let key = ring_backend::ring_key(alg, jwks)?;
@@ -170,7 +178,7 @@ fn p256_key(jwks: &str) -> Result<p256::ecdsa::VerifyingKey, String> {
         .keys
         .into_iter()
         .find_map(|k| match k.key {
-            mcp_edge_auth::keys::jwks::PublicKey::P256(p) => Some(p),
+            mcp_edge_auth::keys::jwks::PublicKey::P256(p) => Some(*p.verifying_key()),
             _ => None,
         })
         .ok_or_else(|| "no P-256 key".to_string())
@@ -196,10 +204,13 @@ fn refuses_flipped_signature(
                 .any(|k| signature::verify(alg, &k.key, input, &bad))
         }
         "rsa10" => rsa10_verify(alg, &rsa10_key(jwks)?, input, &bad),
+        "newkey" => signature::verify(alg, &new_p256(p256_key(jwks)?), input, &bad),
         "p256" => {
             let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
             set.keys.iter().any(|k| match &k.key {
-                mcp_edge_auth::keys::jwks::PublicKey::P256(p) => p256_verify(p, input, &bad),
+                mcp_edge_auth::keys::jwks::PublicKey::P256(p) => {
+                    p256_verify(p.verifying_key(), input, &bad)
+                }
                 _ => false,
             })
         }
@@ -210,6 +221,11 @@ fn refuses_flipped_signature(
         other => return Err(format!("unknown backend {other}")),
     };
     Ok(!accepted)
+}
+
+/// The filter's key for `key`, its tables not built yet.
+fn new_p256(key: p256::ecdsa::VerifyingKey) -> mcp_edge_auth::keys::jwks::PublicKey {
+    mcp_edge_auth::keys::jwks::PublicKey::P256(std::sync::Arc::new(key.into()))
 }
 
 /// ES256 as the p256 crate checks it (what `signature::verify` did before src/crypto/p256.rs).
