@@ -32,17 +32,11 @@ use p256::{FieldBytes, Scalar, U256};
 use sha2::{Digest, Sha256};
 
 use crate::p256_field::Fe;
-use crate::p256_point::{Affine, Jacobian};
+use crate::p256_point::{Affine, Jacobian, ORDER};
 use crate::p256_table::{g_tables, split_naf, Tables, DIGITS, G_WINDOW};
 
 /// NAF width for a key: `PIECES` tables of 2^(w−2) = 32 affine points, 8 KiB per key.
 const Q_WINDOW: u32 = 7;
-
-/// The group order n, big-endian.
-const ORDER: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
-];
 
 /// An ES256 public key: the p256 crate's `VerifyingKey` (which parsed it and checked that it
 /// is on the curve) and its fixed-base tables (`p256_table.rs`), built at the key's first
