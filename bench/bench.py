@@ -8,9 +8,11 @@ driven by wrk -t1 -c16 for DURATION seconds after a warm-up):
   d  mcp-edge-auth warm (one token reused), configured to do what (b) does: verify, check
      issuer and audience, drop the token; d-h the same with one claim header added
   a2x the empty filter exporting only the callbacks mcp-edge-auth exports (scripts/wasm-opt.sh)
-  e  mcp-edge-auth cold RS256 / ES256 (a fresh token per request, token cache off)
+  e  mcp-edge-auth cold RS256 / ES256 (a fresh token per request, token cache off); RS256
+     checked by Envoy's BoringSSL (host_crypto "auto"), e1-mod with the module's own RSA
   e1-forged / b-forged  a flood of forged RS256 tokens (a known kid, a bad signature, a new
      token per request) against mcp-edge-auth and jwt_authn: 401 after one signature check
+     (e1-forged-mod: host_crypto "off")
   b-cold-es jwt_authn cold ES256 (a fresh token per request), beside (e2)
   f  401 path (no token)          g  PRM document
   h  tools/call POST with body inspection (warm token)
@@ -76,7 +78,7 @@ FACADE_ENV = {"BENCH_SEAL_KEY": "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
               "BENCH_CLIENT_SECRET": "bench-facade-secret"}
 
 
-def plugin(cache=True, mcp=False, claims=False, trust_headers=False, facade=False):
+def plugin(cache=True, mcp=False, claims=False, trust_headers=False, facade=False, host_crypto="auto"):
     rule = {"match": {"prefix": "/mcp"}, "requires": {"provider_name": "bench"}}
     if mcp:
         rule["mcp"] = {"tools": {"add": ["mcp.tools"]}}
@@ -95,6 +97,8 @@ def plugin(cache=True, mcp=False, claims=False, trust_headers=False, facade=Fals
         cfg["providers"]["bench"]["claim_to_headers"] = [{"claim_name": "sub", "header_name": "x-mcp-subject"}]
     if not cache:
         cfg["token_cache"] = {"max_entries": 0}
+    if host_crypto != "auto":
+        cfg["host_crypto"] = host_crypto
     if facade:
         cfg["authorization_server"] = {
             "provider_name": "bench",
@@ -414,6 +418,7 @@ def scenarios():
         ("d-h", "mcp-edge-auth warm + one claim header", "(d-h) warm + claim header", [wasm_filter(MODULE, plugin(claims=True))], dict(token_file=one)),
         ("d-f", "mcp-edge-auth warm, as (d), sign-in façade configured", "(d-f) warm, façade configured", signin, dict(token_file=one)),
         ("e1", "mcp-edge-auth cold RS256 (token per request)", "(e) cold RS256", [wasm_filter(MODULE, plugin(cache=False))], dict(token_file=rs)),
+        ("e1-mod", "mcp-edge-auth cold RS256, host_crypto off (the module's RSA)", "(e) cold RS256, module RSA", [wasm_filter(MODULE, plugin(cache=False, host_crypto="off"))], dict(token_file=rs)),
         ("e2", "mcp-edge-auth cold ES256 (token per request)", "(e) cold ES256", [wasm_filter(MODULE, plugin(cache=False))], dict(token_file=es)),
         ("b-cold", "jwt_authn cold RS256 (token per request)", "(b) jwt_authn cold RS256", [jwt_authn(False)], dict(token_file=rs)),
         ("b-cold-es", "jwt_authn cold ES256 (token per request)", "(b) jwt_authn cold ES256", [jwt_authn(False)], dict(token_file=es)),
@@ -421,6 +426,8 @@ def scenarios():
         # per request (forged_tokens()): one full signature check each, then 401.
         ("e1-forged", "mcp-edge-auth forged RS256 flood (known kid, bad signature)", "(e) forged RS256 flood",
          [wasm_filter(MODULE, plugin())], dict(token_file=forged_tokens(rs), expect=401)),
+        ("e1-forged-mod", "mcp-edge-auth forged RS256 flood, host_crypto off", "(e) forged RS256 flood, module RSA",
+         [wasm_filter(MODULE, plugin(host_crypto="off"))], dict(token_file=forged_tokens(rs), expect=401)),
         ("b-forged", "jwt_authn forged RS256 flood (known kid, bad signature)", "(b) jwt_authn forged RS256 flood",
          [jwt_authn(False)], dict(token_file=forged_tokens(rs), expect=401)),
         ("f", "mcp-edge-auth 401 (no token)", "(f) 401 path", [wasm_filter(MODULE, plugin())], dict(expect=401)),
@@ -461,7 +468,7 @@ TARGETS = [("d", "b", 1.0), ("d", "a2", 0.9), ("d", "c", None), ("e1", "b", 0.5)
            ("a2x", "a2", None), ("hc-pz", "a2x", None), ("d", "hc-pz", None), ("h2", "h", None),
            ("h", "a2b", 0.9), ("h", "i", 1.3), ("a2b", "ha", None),
            # Cold pools and the forged-token flood against jwt_authn.
-           ("e1", "b-cold", 0.8), ("e2", "b-cold-es", None), ("e1-forged", "b-forged", None),
+           ("e1", "b-cold", 0.8), ("e1-mod", "b-cold", None), ("e2", "b-cold-es", None), ("e1-forged", "b-forged", None), ("e1-forged-mod", "b-forged", None),
            # The façade configured must leave the plain token path within noise of (d): judged
            # by instructions per request (bench/instructions.py), req/s being noisier than that.
            ("d-f", "d", None)]

@@ -152,6 +152,7 @@ fn kitchen_sink() -> Value {
         "token_cache": { "max_entries": 1024, "max_bytes": 4194304 },
         "allowed_origins": ["https://app.example.com", "http://localhost:5173"],
         "filter_state": ["subject", "tool", "decision", "reason"],
+        "host_crypto": "auto",
         "protected_resource": {
             "resource": "https://mcp.example.com/mcp",
             "authorization_servers": ["https://mcp.example.com", "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"],

@@ -111,6 +111,9 @@ pub struct Config {
     /// `filter_state`: which values each decision publishes as Envoy filter state (none by
     /// default: each is a host call per request).
     pub filter_state: crate::http::filter_state::Published,
+    /// `host_crypto`: RS* signatures checked by the host's `verify_signature` when it passes
+    /// the self-check (`"auto"`, the default), or always by the module (`"off"`).
+    pub host_crypto: bool,
     /// `authorization_server`: the sign-in façade, when configured.
     pub facade: Option<Arc<Facade>>,
 }
@@ -314,6 +317,17 @@ impl RawConfig {
             }
         };
 
+        let host_crypto = match self.host_crypto.as_deref() {
+            None | Some("auto") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "host_crypto",
+                    format!("{other:?} is not \"auto\" or \"off\""),
+                ))
+            }
+        };
+
         let max_token_bytes = self.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
         if !(256..=65536).contains(&max_token_bytes) {
             return Err(ConfigError::new(
@@ -412,6 +426,7 @@ impl RawConfig {
             token_cache_bytes,
             origins,
             filter_state,
+            host_crypto,
         };
         config.derive();
         // On the derived documents (compared as the bytes each answer sends).

@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub(super) token_cache: Option<RawTokenCache>,
     pub(super) allowed_origins: Option<Vec<String>>,
     pub(super) filter_state: Option<Vec<String>>,
+    pub(super) host_crypto: Option<String>,
     #[cfg(feature = "facade")]
     pub(super) authorization_server: Option<RawAuthorizationServer>,
     /// Built without the façade: only its presence matters (it is refused), and its parser
@@ -407,6 +408,7 @@ impl RawConfig {
                 "token_cache",
                 "allowed_origins",
                 "filter_state",
+                "host_crypto",
                 "authorization_server",
             ],
         );
@@ -421,6 +423,7 @@ impl RawConfig {
             token_cache: o.opt("token_cache", errs, RawTokenCache::read),
             allowed_origins: o.opt("allowed_origins", errs, strings),
             filter_state: o.opt("filter_state", errs, strings),
+            host_crypto: o.opt("host_crypto", errs, string),
             #[cfg(feature = "facade")]
             authorization_server: o.opt("authorization_server", errs, RawAuthorizationServer::read),
             #[cfg(not(feature = "facade"))]

@@ -47,11 +47,22 @@ fn valid_config_parses_with_defaults() {
     assert_eq!(c.rules.len(), 2);
     assert_eq!(c.rules[0].requires, Some(0));
     assert_eq!(c.unmatched, Unmatched::Deny);
+    assert!(c.host_crypto, "host_crypto defaults to auto");
     assert_eq!(c.max_token_bytes, 8192);
     assert_eq!(
         c.protected_resource.authorization_servers,
         vec!["https://login.example.com/t/v2.0"]
     );
+}
+
+#[test]
+fn host_crypto_auto_and_off() {
+    for (value, on) in [("auto", true), ("off", false)] {
+        let mut v = base();
+        v["host_crypto"] = json!(value);
+        let c = Config::parse(v.to_string().as_bytes()).expect("valid");
+        assert_eq!(c.host_crypto, on, "{value}");
+    }
 }
 
 #[test]
@@ -184,6 +195,11 @@ fn refusals_name_the_field() {
             Box::new(|v| v["unmatched"] = json!("maybe")),
             "unmatched",
             "not \"deny\" or \"allow\"",
+        ),
+        (
+            Box::new(|v| v["host_crypto"] = json!("on")),
+            "host_crypto",
+            "\"on\" is not \"auto\" or \"off\"",
         ),
         (
             Box::new(|v| v["protected_resource"] = json!({"authorization_servers": []})),

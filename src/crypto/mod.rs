@@ -11,3 +11,4 @@ pub mod p256_field;
 mod p256_point;
 mod p256_table;
 pub mod rsa;
+pub mod spki;

@@ -23,6 +23,8 @@ pub struct RsaPublicKey {
     e: u64,
     bits: usize,
     modulus: Modulus,
+    /// The key as DER `SubjectPublicKeyInfo` (for a host that checks signatures itself).
+    spki: Vec<u8>,
 }
 
 /// The SHA-2 function of an RS*/PS* algorithm.
@@ -143,6 +145,7 @@ impl RsaPublicKey {
             e,
             bits,
             modulus,
+            spki: crate::spki::rsa_spki_der(n, e),
         })
     }
 
@@ -162,6 +165,11 @@ impl RsaPublicKey {
 
     pub fn e(&self) -> u64 {
         self.e
+    }
+
+    /// The key as DER `SubjectPublicKeyInfo` (`src/crypto/spki.rs`).
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki
     }
 
     /// RSAVP1: `s^e mod n` as `size()` bytes, for a signature of exactly `size()` bytes

@@ -2,7 +2,9 @@
 
 use std::cell::RefCell;
 
+use crate::crypto::rsa::{HashAlg, RsaPublicKey};
 use crate::http::headers::Headers;
+use crate::token::host_signature::{self, HostVerifier};
 
 // Host calls go through the raw ABI (proxy-wasm 0.2.1, the "env" imports at the end of this
 // file): the SDK's wrappers panic on any status they do not expect, which would kill the VM
@@ -79,6 +81,59 @@ pub fn request_headers() -> Headers {
 fn check(call: &str, name: &str, status: u32) {
     if status != OK {
         log::warn!("{call} {name:?}: host status {status}");
+    }
+}
+
+/// Envoy's `verify_signature` foreign function (BoringSSL's `EVP_DigestVerify`) as the RS*
+/// signature check (`token/host_signature.rs`). Any status but Ok, or an answer that is not
+/// a `VerifySignatureResult`: no verdict, and the module's own code checks the signature.
+/// Counts `mcp_edge_auth.host_signature.checked` per verdict, `.error` per fallback.
+pub struct HostRsa {
+    pub metrics: Option<std::rc::Rc<Metrics>>,
+}
+
+impl HostVerifier for HostRsa {
+    fn verify_pkcs1(
+        &self,
+        hash: HashAlg,
+        key: &RsaPublicKey,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Option<bool> {
+        let args = host_signature::encode_arguments(hash, key.spki_der(), signature, message);
+        let name = "verify_signature";
+        let mut data: *mut u8 = std::ptr::null_mut();
+        let mut size: usize = 0;
+        // SAFETY: pointers and lengths of a live &str and Vec; the host writes the
+        // out-parameters (see `take`).
+        let status = unsafe {
+            proxy_call_foreign_function(
+                name.as_ptr(),
+                name.len(),
+                args.as_ptr(),
+                args.len(),
+                &mut data,
+                &mut size,
+            )
+        };
+        let answer = unsafe { take(data, size) };
+        let verdict = if status == OK {
+            host_signature::decode_result(answer.as_deref().unwrap_or_default())
+        } else {
+            None
+        };
+        if let Some(m) = &self.metrics {
+            m.increment(match verdict {
+                Some(_) => "mcp_edge_auth.host_signature.checked",
+                None => "mcp_edge_auth.host_signature.error",
+            });
+        }
+        if verdict.is_none() {
+            log::debug!(
+                "{name}: host status {status}, no verdict; the module checks this signature"
+            );
+        }
+        verdict
     }
 }
 
@@ -378,6 +433,14 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_call_foreign_function(
+        function_name: *const u8,
+        function_name_size: usize,
+        arguments: *const u8,
+        arguments_size: usize,
+        results: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
     fn proxy_add_header_map_value(
         map_type: u32,
         key_data: *const u8,

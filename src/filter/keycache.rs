@@ -13,6 +13,7 @@ use crate::keys::jwks::KeySet;
 use crate::keys::source::KeySource;
 use crate::keys::state::{self, FetchState, Freshness};
 use crate::token::cache::TokenCache;
+use crate::token::host_signature::HostVerifier;
 use crate::token::provider::Provider;
 
 struct Entry {
@@ -30,6 +31,8 @@ pub struct KeyCache {
     /// Decisions that used `now_ms` as their coarse time since it was last set.
     coarse_uses: std::cell::Cell<u32>,
     tokens: RefCell<TokenCache>,
+    /// RS* signatures checked by the host (`host_crypto` on and the self-check passed).
+    host_rsa: Option<host::HostRsa>,
 }
 
 impl KeyCache {
@@ -44,8 +47,16 @@ impl KeyCache {
                 config.token_cache_entries,
                 config.token_cache_bytes,
             )),
+            host_rsa: None,
             config,
         }
+    }
+
+    /// RS* signatures go to the host from now on (`token/host_signature.rs`, `host::HostRsa`).
+    pub fn use_host_rsa(&mut self) {
+        self.host_rsa = Some(host::HostRsa {
+            metrics: Some(Rc::clone(&self.metrics)),
+        });
     }
 
     /// The exact time, just read (each tick, and whenever a decision reads the clock).
@@ -140,6 +151,10 @@ impl KeyCache {
 impl KeyStore for KeyCache {
     fn token_cache(&self) -> Option<&RefCell<TokenCache>> {
         Some(&self.tokens)
+    }
+
+    fn host_verifier(&self) -> Option<&dyn HostVerifier> {
+        self.host_rsa.as_ref().map(|h| h as &dyn HostVerifier)
     }
 
     fn note_cache(&self, hit: bool) {

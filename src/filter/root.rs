@@ -186,6 +186,29 @@ impl Drop for Root {
     }
 }
 
+/// Whether RS* signatures go to the host's `verify_signature` (BoringSSL): `host_crypto`
+/// not `"off"`, and the host passed the self-check (`token/host_signature.rs`). Logged
+/// either way, once per VM.
+fn host_rsa(cfg: &Config) -> bool {
+    if !cfg.host_crypto {
+        log::info!("RS256/RS384/RS512 signatures: checked in the module (host_crypto is \"off\")");
+        return false;
+    }
+    match crate::token::host_signature::self_check(&host::HostRsa { metrics: None }) {
+        Ok(()) => {
+            log::info!(
+                "RS256/RS384/RS512 signatures: checked by the host's verify_signature \
+                 (BoringSSL; self-check passed); PS*, ES256 and EdDSA in the module"
+            );
+            true
+        }
+        Err(e) => {
+            log::warn!("RS256/RS384/RS512 signatures: checked in the module ({e})");
+            false
+        }
+    }
+}
+
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         host::follow_log_level(host::now_millis());
@@ -251,7 +274,11 @@ impl RootContext for Root {
             Rc::clone(&facade_upstream),
             Rc::clone(&self.metrics),
         );
-        let cache = Rc::new(KeyCache::new(Rc::clone(&cfg), Rc::clone(&self.metrics)));
+        let mut cache = KeyCache::new(Rc::clone(&cfg), Rc::clone(&self.metrics));
+        if host_rsa(&cfg) {
+            cache.use_host_rsa();
+        }
+        let cache = Rc::new(cache);
         cache.set_now(host::now_millis());
         let owner = format!("vm-{}-{}", self.context_id, host::clock_nanos());
         let fetcher = Fetcher::new(

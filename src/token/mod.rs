@@ -5,6 +5,7 @@
 //! Uses: `keys`, `crypto`, `util`.
 
 pub mod cache;
+pub mod host_signature;
 pub mod identity;
 pub mod provider;
 pub mod signature;

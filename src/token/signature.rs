@@ -5,10 +5,18 @@
 use crate::crypto::rsa::{HashAlg, Padding, RsaPublicKey};
 use crate::keys::alg::Alg;
 use crate::keys::jwks::PublicKey;
+use crate::token::host_signature::HostVerifier;
 
 /// RS*/PS*: PKCS#1 v1.5, or PSS with the salt as long as the hash (RFC 7518 §3.5), on the
-/// key's precomputed Montgomery form (`crypto/rsa.rs`, `crypto/modexp.rs`).
-fn verify_rsa(alg: Alg, key: &RsaPublicKey, message: &[u8], signature: &[u8]) -> bool {
+/// key's precomputed Montgomery form (`crypto/rsa.rs`, `crypto/modexp.rs`); PKCS#1 v1.5 by
+/// `host` when there is one and it gives a verdict (`token/host_signature.rs`).
+fn verify_rsa(
+    alg: Alg,
+    key: &RsaPublicKey,
+    message: &[u8],
+    signature: &[u8],
+    host: Option<&dyn HostVerifier>,
+) -> bool {
     let (padding, hash) = match alg {
         Alg::Rs256 => (Padding::Pkcs1v15, HashAlg::Sha256),
         Alg::Rs384 => (Padding::Pkcs1v15, HashAlg::Sha384),
@@ -18,6 +26,11 @@ fn verify_rsa(alg: Alg, key: &RsaPublicKey, message: &[u8], signature: &[u8]) ->
         Alg::Ps512 => (Padding::Pss, HashAlg::Sha512),
         Alg::Es256 | Alg::EdDsa => return false,
     };
+    if let (Padding::Pkcs1v15, Some(host)) = (padding, host) {
+        if let Some(valid) = host.verify_pkcs1(hash, key, message, signature) {
+            return valid;
+        }
+    }
     key.verify(padding, hash, message, signature)
 }
 
@@ -25,9 +38,20 @@ fn verify_rsa(alg: Alg, key: &RsaPublicKey, message: &[u8], signature: &[u8]) ->
 /// Returns false for any mismatch, including a key of the wrong type or a signature of
 /// the wrong length (ES256 must be raw `r||s`, 64 bytes; DER is refused).
 pub fn verify(alg: Alg, key: &PublicKey, signing_input: &[u8], signature: &[u8]) -> bool {
+    verify_with(alg, key, signing_input, signature, None)
+}
+
+/// [`verify`], RS* signatures checked by `host` when given.
+pub fn verify_with(
+    alg: Alg,
+    key: &PublicKey,
+    signing_input: &[u8],
+    signature: &[u8],
+    host: Option<&dyn HostVerifier>,
+) -> bool {
     match key {
         PublicKey::Rsa(k) if alg.is_rsa() => {
-            signature.len() == k.size() && verify_rsa(alg, k, signing_input, signature)
+            signature.len() == k.size() && verify_rsa(alg, k, signing_input, signature, host)
         }
         PublicKey::P256(k) if alg == Alg::Es256 => {
             if signature.len() != 64 {

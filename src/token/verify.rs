@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::crypto::b64;
 use crate::keys::alg::{Alg, AlgError};
 use crate::keys::jwks::{KeySet, PublicKey};
+use crate::token::host_signature::HostVerifier;
 use crate::token::provider::{is_guid, IssuerPattern, Provider};
 use crate::token::signature;
 use crate::util::bytes::same_bytes;
@@ -379,6 +380,17 @@ pub fn verify(
     verify_traced(token, provider, keys, now, |_| {})
 }
 
+/// [`verify`], RS* signatures checked by `host` (`token/host_signature.rs`) when given.
+pub fn verify_on(
+    token: &str,
+    provider: &Provider,
+    keys: &KeySet,
+    now: u64,
+    host: Option<&dyn HostVerifier>,
+) -> Result<VerifiedToken, VerifyError> {
+    run(token, provider, keys, now, host, |_| {})
+}
+
 /// The checks of [`verify`], in the order they run (for tracing, e.g. `mcp-edge-auth
 /// explain`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -409,6 +421,17 @@ pub fn verify_traced(
     provider: &Provider,
     keys: &KeySet,
     now: u64,
+    step: impl FnMut(Check),
+) -> Result<VerifiedToken, VerifyError> {
+    run(token, provider, keys, now, None, step)
+}
+
+fn run(
+    token: &str,
+    provider: &Provider,
+    keys: &KeySet,
+    now: u64,
+    host: Option<&dyn HostVerifier>,
     mut step: impl FnMut(Check),
 ) -> Result<VerifiedToken, VerifyError> {
     step(Check::Structure);
@@ -477,7 +500,7 @@ pub fn verify_traced(
     let input = parsed.signing_input.as_bytes();
     let Some(used) = candidates
         .iter()
-        .find(|k| signature::verify(alg, &k.key, input, &parsed.signature))
+        .find(|k| signature::verify_with(alg, &k.key, input, &parsed.signature, host))
     else {
         return Err(VerifyError::BadSignature);
     };

@@ -8,7 +8,9 @@
 //! `rsa` 0.10 crate the filter used before for RS*/PS* (backend `rsa10`), with the p256
 //! crate's verifier it used before for ES256 (backend `p256`), with a new key each time (ES256,
 //! backend `newkey`: the key's one-time tables plus one verify), with `ring` 0.17 (backend
-//! `ring`, only in a module built with the cargo feature `ring`: `make bench-verify`), or only
+//! `ring`, only in a module built with the cargo feature `ring`: `make bench-verify`), with
+//! Envoy's `verify_signature` foreign function as the filter uses it with `host_crypto`
+//! (RS* only, backend `host`: the call, BoringSSL's key parse and check), or only
 //! the RSA public operation (backend `pow`) or only the SHA-256 of the signing input (backend
 //! `sha256`) of an RS256 check, timed with the host clock, and logs one line at warn level:
 //! `verify RS256 [fast]: 2000 iterations, 97.1 µs per verify (best batch 95.0 µs)`.
@@ -23,8 +25,10 @@ mod decide_bench;
 mod ring_backend;
 mod rsa10_reference;
 
+use mcp_edge_auth::crypto::rsa::{HashAlg, RsaPublicKey};
 use mcp_edge_auth::keys::alg::Alg;
 use mcp_edge_auth::keys::jwks::KeySet;
+use mcp_edge_auth::token::host_signature::{self, HostVerifier};
 use mcp_edge_auth::token::signature;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
@@ -109,6 +113,14 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
                 .ok_or("no key for the algorithm")?
                 .key;
             Box::new(move || signature::verify(alg, &key, input, &sig))
+        }
+        // RS*: the filter's check with Envoy's `verify_signature` (BoringSSL) as the host
+        // verifier, as with `host_crypto` "auto" (src/token/host_signature.rs).
+        "host" => {
+            // A host without the function would leave every check to the module's code.
+            host_signature::self_check(&EnvoyHost).map_err(|e| format!("backend host: {e}"))?;
+            let key = first_key(alg, jwks)?;
+            Box::new(move || signature::verify_with(alg, &key, input, &sig, Some(&EnvoyHost)))
         }
         // The two parts of an RS256 check alone: the RSA public operation (`pow`) and the
         // SHA-256 of the signing input (`sha256`), to see how `fast`'s time splits.
@@ -204,6 +216,9 @@ fn refuses_flipped_signature(
                 .any(|k| signature::verify(alg, &k.key, input, &bad))
         }
         "rsa10" => rsa10_verify(alg, &rsa10_key(jwks)?, input, &bad),
+        "host" => {
+            signature::verify_with(alg, &first_key(alg, jwks)?, input, &bad, Some(&EnvoyHost))
+        }
         "newkey" => signature::verify(alg, &new_p256(p256_key(jwks)?), input, &bad),
         "p256" => {
             let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
@@ -221,6 +236,36 @@ fn refuses_flipped_signature(
         other => return Err(format!("unknown backend {other}")),
     };
     Ok(!accepted)
+}
+
+/// The first key of `jwks` that fits `alg`.
+fn first_key(alg: Alg, jwks: &str) -> Result<mcp_edge_auth::keys::jwks::PublicKey, String> {
+    let set = KeySet::parse(jwks.as_bytes()).map_err(|e| e.to_string())?;
+    set.keys
+        .into_iter()
+        .find(|k| alg.fits(&k.key))
+        .map(|k| k.key)
+        .ok_or_else(|| "no key for the algorithm".to_string())
+}
+
+/// Envoy's `verify_signature` foreign function through the SDK (the filter's own call is
+/// `src/filter/host.rs`'s `HostRsa`, which this crate does not link). Any error: no verdict.
+struct EnvoyHost;
+
+impl HostVerifier for EnvoyHost {
+    fn verify_pkcs1(
+        &self,
+        hash: HashAlg,
+        key: &RsaPublicKey,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Option<bool> {
+        let args = host_signature::encode_arguments(hash, key.spki_der(), signature, message);
+        match proxy_wasm::hostcalls::call_foreign_function("verify_signature", Some(&args)) {
+            Ok(answer) => host_signature::decode_result(answer.as_deref().unwrap_or_default()),
+            Err(_) => None,
+        }
+    }
 }
 
 /// The filter's key for `key`, its tables not built yet.
