@@ -9,7 +9,8 @@ driven by wrk -t1 -c16 for DURATION seconds after a warm-up):
      issuer and audience, drop the token; d-h the same with one claim header added
   a2x the empty filter exporting only the callbacks mcp-edge-auth exports (scripts/wasm-opt.sh)
   e  mcp-edge-auth cold RS256 / ES256 (a fresh token per request, token cache off); RS256
-     checked by Envoy's BoringSSL (host_crypto "auto"), e1-mod with the module's own RSA
+     and ES256 checked by Envoy's BoringSSL (host_crypto "auto"); e1-mod, e2-mod with the
+     module's own RSA and P-256
   e1-forged / b-forged  a flood of forged RS256 tokens (a known kid, a bad signature, a new
      token per request) against mcp-edge-auth and jwt_authn: 401 after one signature check
      (e1-forged-mod: host_crypto "off")
@@ -420,6 +421,7 @@ def scenarios():
         ("e1", "mcp-edge-auth cold RS256 (token per request)", "(e) cold RS256", [wasm_filter(MODULE, plugin(cache=False))], dict(token_file=rs)),
         ("e1-mod", "mcp-edge-auth cold RS256, host_crypto off (the module's RSA)", "(e) cold RS256, module RSA", [wasm_filter(MODULE, plugin(cache=False, host_crypto="off"))], dict(token_file=rs)),
         ("e2", "mcp-edge-auth cold ES256 (token per request)", "(e) cold ES256", [wasm_filter(MODULE, plugin(cache=False))], dict(token_file=es)),
+        ("e2-mod", "mcp-edge-auth cold ES256, host_crypto off (the module's P-256)", "(e) cold ES256, module P-256", [wasm_filter(MODULE, plugin(cache=False, host_crypto="off"))], dict(token_file=es)),
         ("b-cold", "jwt_authn cold RS256 (token per request)", "(b) jwt_authn cold RS256", [jwt_authn(False)], dict(token_file=rs)),
         ("b-cold-es", "jwt_authn cold ES256 (token per request)", "(b) jwt_authn cold ES256", [jwt_authn(False)], dict(token_file=es)),
         # A flood of forged tokens: a known kid, a signature that does not verify, a new token
@@ -468,7 +470,7 @@ TARGETS = [("d", "b", 1.0), ("d", "a2", 0.9), ("d", "c", None), ("e1", "b", 0.5)
            ("a2x", "a2", None), ("hc-pz", "a2x", None), ("d", "hc-pz", None), ("h2", "h", None),
            ("h", "a2b", 0.9), ("h", "i", 1.3), ("a2b", "ha", None),
            # Cold pools and the forged-token flood against jwt_authn.
-           ("e1", "b-cold", 0.8), ("e1-mod", "b-cold", None), ("e2", "b-cold-es", None), ("e1-forged", "b-forged", None), ("e1-forged-mod", "b-forged", None),
+           ("e1", "b-cold", 0.8), ("e1-mod", "b-cold", None), ("e2", "b-cold-es", None), ("e2-mod", "b-cold-es", None), ("e1-forged", "b-forged", None), ("e1-forged-mod", "b-forged", None),
            # The façade configured must leave the plain token path within noise of (d): judged
            # by instructions per request (bench/instructions.py), req/s being noisier than that.
            ("d-f", "d", None)]

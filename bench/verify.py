@@ -13,7 +13,7 @@ share one module); `pow` and `sha256` time the two parts of an RS256 check alone
 public operation, the SHA-256 of the signing input: VERIFY_CASES=RS256:fast,RS256:pow,RS256:sha256);
 `newkey` (ES256) verifies with a new key each time, so each verify first builds the key's
 fixed-base tables: less `fast`, the one-time cost per key (VERIFY_CASES=ES256:fast,ES256:newkey);
-`host` (RS*) is the filter's check with Envoy's `verify_signature` foreign function (BoringSSL)
+`host` (RS*, ES256) is the filter's check with Envoy's `verify_signature` foreign function (BoringSSL)
 as the filter uses it with `host_crypto` "auto" (the module refuses to time it unless the host
 passes the self-check of src/token/host_signature.rs).
 Keys and tokens come from `devstack bench-tokens` in .run/bench (one RSA-2048 and one P-256 key).
@@ -41,7 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.path.join(ROOT, ".venv/bin/envoy")
 TOK = os.path.join(ROOT, ".run/bench")
 ITERATIONS = int(os.environ.get("VERIFY_ITERATIONS", "2000"))
-CASES = [tuple(c.split(":")) for c in os.environ.get("VERIFY_CASES", "RS256:rsa10,RS256:fast,RS256:host,PS256:rsa10,PS256:fast,ES256:p256,ES256:fast").split(",")]
+CASES = [tuple(c.split(":")) for c in os.environ.get("VERIFY_CASES", "RS256:rsa10,RS256:fast,RS256:host,PS256:rsa10,PS256:fast,ES256:p256,ES256:fast,ES256:host").split(",")]
 RING_MODULE = os.path.join(ROOT, "target/wasm/verify_bench_ring.wasm")
 MODULE = os.environ.get("VERIFY_MODULE") or (
     RING_MODULE if any(backend == "ring" for _, backend in CASES)

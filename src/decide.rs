@@ -119,7 +119,7 @@ pub trait KeyStore {
     /// Told whether a valid token came from the cache (for metrics).
     fn note_cache(&self, _hit: bool) {}
 
-    /// The host's RS* signature check, when it passed the self-check
+    /// The host's RS* and ES256 signature check, when it passed the self-check
     /// (`token/host_signature.rs`); `None`: the module's own code checks every signature.
     fn host_verifier(&self) -> Option<&dyn HostVerifier> {
         None

@@ -1,8 +1,8 @@
-//! `host_crypto`: RS256/RS384/RS512 signatures checked by Envoy's own BoringSSL (the
-//! `verify_signature` foreign function, src/token/host_signature.rs) instead of the module's
-//! RSA code. The same tokens go through an Envoy with it (`"auto"`, the default) and one
-//! without (`"off"`): every answer must be the same, the first must have asked the host for
-//! every RS* signature and the second never.
+//! `host_crypto`: RS256/RS384/RS512 and ES256 signatures checked by Envoy's own BoringSSL
+//! (the `verify_signature` foreign function, src/token/host_signature.rs) instead of the
+//! module's own code. The same tokens go through an Envoy with it (`"auto"`, the default) and
+//! one without (`"off"`): every answer must be the same, the first must have asked the host
+//! for every RS* and ES256 signature of the right length and the second never.
 
 #![allow(
     clippy::unwrap_used,
@@ -73,6 +73,24 @@ fn token(
 /// The modulus of `key`, big-endian (from its public JWK).
 fn modulus(key: &SigningKey) -> Vec<u8> {
     b64url_decode(key.public_jwk()["n"].as_str().unwrap()).unwrap()
+}
+
+/// The order of P-256's group, big-endian.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// a − b for 32-byte big-endian a ≥ b.
+fn sub(a: &[u8; 32], b: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = i16::from(a[i]) - i16::from(b[i]) - borrow;
+        borrow = i16::from(d < 0);
+        out[i] = (d + 256 * borrow) as u8;
+    }
+    out
 }
 
 /// (what, token, expected status, whether the host is asked when it is on).
@@ -156,7 +174,7 @@ fn cases() -> Vec<(String, String, u16, bool)> {
         401,
         true,
     ));
-    // PS256 and ES256 stay in the module either way.
+    // PS256 stays in the module either way.
     out.push((
         "PS256 valid".into(),
         token(&a, "PS256", "PS256", next(), |_| {}),
@@ -169,10 +187,85 @@ fn cases() -> Vec<(String, String, u16, bool)> {
         401,
         false,
     ));
+    // ES256: raw r || s in the token, DER for the host.
     out.push((
         "ES256 valid".into(),
         token(&ec, "ES256", "ES256", next(), |_| {}),
         200,
+        true,
+    ));
+    for at in [0usize, 31, 32, 63] {
+        out.push((
+            format!("ES256 bit flipped at byte {at}"),
+            token(&ec, "ES256", "ES256", next(), move |s| s[at] ^= 0x04),
+            401,
+            true,
+        ));
+    }
+    // s and n − s both verify (ECDSA has no low-s rule; neither side adds one).
+    out.push((
+        "ES256 with n - s".into(),
+        token(&ec, "ES256", "ES256", next(), |s| {
+            let neg = sub(&P256_N, &s[32..]);
+            s[32..].copy_from_slice(&neg);
+        }),
+        200,
+        true,
+    ));
+    out.push((
+        "ES256 r = 0".into(),
+        token(&ec, "ES256", "ES256", next(), |s| s[..32].fill(0)),
+        401,
+        true,
+    ));
+    out.push((
+        "ES256 s = 0".into(),
+        token(&ec, "ES256", "ES256", next(), |s| s[32..].fill(0)),
+        401,
+        true,
+    ));
+    out.push((
+        "ES256 r = n".into(),
+        token(&ec, "ES256", "ES256", next(), |s| {
+            s[..32].copy_from_slice(&P256_N)
+        }),
+        401,
+        true,
+    ));
+    out.push((
+        "ES256 s = n".into(),
+        token(&ec, "ES256", "ES256", next(), |s| {
+            s[32..].copy_from_slice(&P256_N)
+        }),
+        401,
+        true,
+    ));
+    out.push((
+        "ES256 r, s = 0xff..".into(),
+        token(&ec, "ES256", "ES256", next(), |s| s.fill(0xff)),
+        401,
+        true,
+    ));
+    out.push((
+        "ES256 one byte short".into(),
+        token(&ec, "ES256", "ES256", next(), |s| {
+            s.pop();
+        }),
+        401,
+        false,
+    ));
+    // A DER signature (what some libraries emit) is refused by its length, in both.
+    out.push((
+        "ES256 as DER".into(),
+        token(&ec, "ES256", "ES256", next(), |s| {
+            let (r, t) = s.split_at(32);
+            let mut der = vec![0x30, 0x46, 0x02, 0x21, 0x00];
+            der.extend_from_slice(r);
+            der.extend_from_slice(&[0x02, 0x21, 0x00]);
+            der.extend_from_slice(t);
+            *s = der;
+        }),
+        401,
         false,
     ));
     // Many distinct valid RS256 tokens: all pass through the host.
@@ -195,7 +288,7 @@ fn start(host_crypto: &str, backend: &Recorder) -> Envoy {
 }
 
 #[test]
-fn the_hosts_boringssl_and_the_modules_rsa_give_the_same_answers() {
+fn the_hosts_boringssl_and_the_modules_own_code_give_the_same_answers() {
     let backend = Recorder::start();
     let host = start("auto", &backend);
     let module = start("off", &backend);
@@ -233,6 +326,7 @@ fn the_hosts_boringssl_and_the_modules_rsa_give_the_same_answers() {
         asked += u64::from(*via_host);
     }
     let denied = cases.iter().filter(|c| c.2 == 401).count() as u64;
+    assert!(asked >= 40, "{asked}");
     assert_eq!(
         host.filter_stat_at_least("denied.bad_signature", denied),
         denied
@@ -241,7 +335,7 @@ fn the_hosts_boringssl_and_the_modules_rsa_give_the_same_answers() {
         module.filter_stat_at_least("denied.bad_signature", denied),
         denied
     );
-    // Every RS* signature of the right length went to the host, and only those.
+    // Every RS* and ES256 signature of the right length went to the host, and only those.
     assert_eq!(
         host.filter_stat_at_least("host_signature.checked", asked),
         asked

@@ -111,7 +111,7 @@ pub struct Config {
     /// `filter_state`: which values each decision publishes as Envoy filter state (none by
     /// default: each is a host call per request).
     pub filter_state: crate::http::filter_state::Published,
-    /// `host_crypto`: RS* signatures checked by the host's `verify_signature` when it passes
+    /// `host_crypto`: RS* and ES256 signatures checked by the host's `verify_signature` when it passes
     /// the self-check (`"auto"`, the default), or always by the module (`"off"`).
     pub host_crypto: bool,
     /// `authorization_server`: the sign-in façade, when configured.

@@ -5,10 +5,10 @@
 //! Uses: nothing of the filter's (its own crate, crypto/Cargo.toml, at opt-level 3).
 
 pub mod b64;
+pub mod der;
 pub mod modexp;
 pub mod p256;
 pub mod p256_field;
 mod p256_point;
 mod p256_table;
 pub mod rsa;
-pub mod spki;

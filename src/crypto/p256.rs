@@ -44,14 +44,27 @@ const Q_WINDOW: u32 = 7;
 pub struct P256Key {
     key: VerifyingKey,
     tables: OnceLock<Option<Tables>>,
+    /// The key as DER `SubjectPublicKeyInfo` (for a host that checks signatures itself).
+    spki: Vec<u8>,
 }
 
 impl P256Key {
     pub fn new(key: VerifyingKey) -> P256Key {
+        let point = key.as_affine().to_encoded_point(false);
+        let spki = match (point.x(), point.y()) {
+            (Some(x), Some(y)) => crate::der::p256_spki_der(&(*x).into(), &(*y).into()),
+            _ => Vec::new(), // the identity: never a VerifyingKey
+        };
         P256Key {
             key,
             tables: OnceLock::new(),
+            spki,
         }
+    }
+
+    /// The key as DER `SubjectPublicKeyInfo` (`src/crypto/der.rs`).
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki
     }
 
     pub fn verifying_key(&self) -> &VerifyingKey {

@@ -145,7 +145,7 @@ impl RsaPublicKey {
             e,
             bits,
             modulus,
-            spki: crate::spki::rsa_spki_der(n, e),
+            spki: crate::der::rsa_spki_der(n, e),
         })
     }
 
@@ -167,7 +167,7 @@ impl RsaPublicKey {
         self.e
     }
 
-    /// The key as DER `SubjectPublicKeyInfo` (`src/crypto/spki.rs`).
+    /// The key as DER `SubjectPublicKeyInfo` (`src/crypto/der.rs`).
     pub fn spki_der(&self) -> &[u8] {
         &self.spki
     }

@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use crate::crypto::rsa::{HashAlg, RsaPublicKey};
+use crate::crypto::rsa::HashAlg;
 use crate::http::headers::Headers;
 use crate::token::host_signature::{self, HostVerifier};
 
@@ -85,7 +85,7 @@ fn check(call: &str, name: &str, status: u32) {
 }
 
 /// Envoy's `verify_signature` foreign function (BoringSSL's `EVP_DigestVerify`) as the RS*
-/// signature check (`token/host_signature.rs`). Any status but Ok, or an answer that is not
+/// and ES256 signature check (`token/host_signature.rs`). Any status but Ok, or an answer that is not
 /// a `VerifySignatureResult`: no verdict, and the module's own code checks the signature.
 /// Counts `mcp_edge_auth.host_signature.checked` per verdict, `.error` per fallback.
 pub struct HostRsa {
@@ -93,14 +93,8 @@ pub struct HostRsa {
 }
 
 impl HostVerifier for HostRsa {
-    fn verify_pkcs1(
-        &self,
-        hash: HashAlg,
-        key: &RsaPublicKey,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Option<bool> {
-        let args = host_signature::encode_arguments(hash, key.spki_der(), signature, message);
+    fn verify(&self, hash: HashAlg, spki: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
+        let args = host_signature::encode_arguments(hash, spki, signature, message);
         let name = "verify_signature";
         let mut data: *mut u8 = std::ptr::null_mut();
         let mut size: usize = 0;

@@ -31,7 +31,7 @@ pub struct KeyCache {
     /// Decisions that used `now_ms` as their coarse time since it was last set.
     coarse_uses: std::cell::Cell<u32>,
     tokens: RefCell<TokenCache>,
-    /// RS* signatures checked by the host (`host_crypto` on and the self-check passed).
+    /// RS* and ES256 signatures checked by the host (`host_crypto` on and the self-check passed).
     host_rsa: Option<host::HostRsa>,
 }
 
@@ -52,7 +52,7 @@ impl KeyCache {
         }
     }
 
-    /// RS* signatures go to the host from now on (`token/host_signature.rs`, `host::HostRsa`).
+    /// RS* and ES256 signatures go to the host from now on (`token/host_signature.rs`, `host::HostRsa`).
     pub fn use_host_rsa(&mut self) {
         self.host_rsa = Some(host::HostRsa {
             metrics: Some(Rc::clone(&self.metrics)),

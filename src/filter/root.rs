@@ -186,24 +186,26 @@ impl Drop for Root {
     }
 }
 
-/// Whether RS* signatures go to the host's `verify_signature` (BoringSSL): `host_crypto`
+/// Whether RS* and ES256 signatures go to the host's `verify_signature` (BoringSSL): `host_crypto`
 /// not `"off"`, and the host passed the self-check (`token/host_signature.rs`). Logged
 /// either way, once per VM.
 fn host_rsa(cfg: &Config) -> bool {
     if !cfg.host_crypto {
-        log::info!("RS256/RS384/RS512 signatures: checked in the module (host_crypto is \"off\")");
+        log::info!(
+            "RS256/RS384/RS512/ES256 signatures: checked in the module (host_crypto is \"off\")"
+        );
         return false;
     }
     match crate::token::host_signature::self_check(&host::HostRsa { metrics: None }) {
         Ok(()) => {
             log::info!(
-                "RS256/RS384/RS512 signatures: checked by the host's verify_signature \
-                 (BoringSSL; self-check passed); PS*, ES256 and EdDSA in the module"
+                "RS256/RS384/RS512/ES256 signatures: checked by the host's verify_signature \
+                 (BoringSSL; self-check passed); PS* and EdDSA in the module"
             );
             true
         }
         Err(e) => {
-            log::warn!("RS256/RS384/RS512 signatures: checked in the module ({e})");
+            log::warn!("RS256/RS384/RS512/ES256 signatures: checked in the module ({e})");
             false
         }
     }

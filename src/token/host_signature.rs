@@ -1,26 +1,25 @@
-//! RS* signatures checked by the host: Envoy's `verify_signature` foreign function, which
-//! runs BoringSSL's `EVP_DigestVerify` on a DER `SubjectPublicKeyInfo`
-//! (source/extensions/common/wasm/foreign.cc). In Envoy's V8 the module's own RSA code takes
-//! about 45 µs per RS256 verify, BoringSSL natively about 17: what a cold token and a forged
-//! one cost (bench/RESULTS.md, "RS256 through the host").
+//! RS* and ES256 signatures checked by the host: Envoy's `verify_signature` foreign
+//! function, which runs BoringSSL's `EVP_DigestVerify` on a DER `SubjectPublicKeyInfo`
+//! (source/extensions/common/wasm/foreign.cc). In Envoy's V8 the module's own code takes
+//! about 50 µs per RS256 verify, the host about 18: what a cold token and a forged one cost
+//! (bench/RESULTS.md, "RS256 through the host").
 //!
 //! Pure parts only: the arguments message, the result message, and a self-check a host must
-//! pass before it is trusted. The call itself is `filter/host.rs`. Only PKCS#1 v1.5 goes
-//! this way: the foreign function takes no padding, so PS* stays in the module.
+//! pass before it is trusted. The call itself is `filter/host.rs`. PS* stays in the module:
+//! the foreign function takes no padding, and BoringSSL's default for an RSA key is
+//! PKCS#1 v1.5. EdDSA too: the function always names a hash, which Ed25519 does not take.
 
+use crate::crypto::der;
+use crate::crypto::p256::P256Key;
 use crate::crypto::rsa::{HashAlg, RsaPublicKey};
 
-/// A host that checks RSASSA-PKCS1-v1_5 signatures.
+/// A host that checks signatures: RSASSA-PKCS1-v1_5 for an RSA key, ECDSA for a P-256 key.
 pub trait HostVerifier {
-    /// `Some(valid)`: the host's verdict on `signature` over `message`; `None`: the host
-    /// could not check (the module's own code decides).
-    fn verify_pkcs1(
-        &self,
-        hash: HashAlg,
-        key: &RsaPublicKey,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Option<bool>;
+    /// `Some(valid)`: the host's verdict on `signature` (the RSA signature, or a DER
+    /// `Ecdsa-Sig-Value`) over `message` hashed with `hash`, by the key `spki` (DER
+    /// `SubjectPublicKeyInfo`); `None`: the host could not check (the module's own code
+    /// decides).
+    fn verify(&self, hash: HashAlg, spki: &[u8], message: &[u8], signature: &[u8]) -> Option<bool>;
 }
 
 /// The hash name the foreign function takes.
@@ -95,48 +94,84 @@ pub fn decode_result(bytes: &[u8]) -> Option<bool> {
 pub enum SelfCheck {
     /// The host could not check (no such foreign function, or it refused the arguments).
     Unavailable,
-    /// It refused a valid signature.
-    RefusedValid,
+    /// It refused a valid signature (of the algorithm named).
+    RefusedValid(&'static str),
     /// It accepted a signature with one bit flipped, or over another message.
-    AcceptedInvalid,
+    AcceptedInvalid(&'static str),
 }
 
 impl std::fmt::Display for SelfCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SelfCheck::Unavailable => "the host has no usable verify_signature",
-            SelfCheck::RefusedValid => "the host refused a valid RS256 signature",
-            SelfCheck::AcceptedInvalid => "the host accepted an invalid RS256 signature",
-        })
+        match self {
+            SelfCheck::Unavailable => f.write_str("the host has no usable verify_signature"),
+            SelfCheck::RefusedValid(alg) => write!(f, "the host refused a valid {alg} signature"),
+            SelfCheck::AcceptedInvalid(alg) => {
+                write!(f, "the host accepted an invalid {alg} signature")
+            }
+        }
     }
 }
 
-/// Asks `host` to check a known RS256 signature (2048-bit key, e = 65537), the same with one
-/// bit flipped, and the valid one over another message: a host is used only if it accepts
-/// the first and refuses the others.
+/// One algorithm's self-check: its key, a valid signature and the same with one bit flipped.
+struct Probe<'a> {
+    alg: &'static str,
+    spki: &'a [u8],
+    valid: Vec<u8>,
+    flipped: Vec<u8>,
+}
+
+/// Asks `host` to check a known RS256 signature (2048-bit key, e = 65537) and a known ES256
+/// one, each also with one bit flipped and over another message: a host is used only if it
+/// accepts both valid ones and refuses every other.
 pub fn self_check(host: &dyn HostVerifier) -> Result<(), SelfCheck> {
-    let key =
+    let rsa =
         RsaPublicKey::new(&PROBE_N, &[1, 0, 1], 2048, 2048).map_err(|_| SelfCheck::Unavailable)?;
-    let verdict = |message: &[u8], signature: &[u8]| {
-        host.verify_pkcs1(HashAlg::Sha256, &key, message, signature)
-            .ok_or(SelfCheck::Unavailable)
-    };
-    if !verdict(PROBE_MESSAGE, &PROBE_SIGNATURE)? {
-        return Err(SelfCheck::RefusedValid);
+    let ec = p256::ecdsa::VerifyingKey::from_sec1_bytes(&PROBE_EC_POINT)
+        .map(P256Key::new)
+        .map_err(|_| SelfCheck::Unavailable)?;
+    let (r, s) = PROBE_EC_SIGNATURE.split_at(32);
+    let mut ec_flipped = PROBE_EC_SIGNATURE;
+    if let Some(b) = ec_flipped.get_mut(40) {
+        *b ^= 1; // in s
     }
-    let mut flipped = PROBE_SIGNATURE;
-    if let Some(b) = flipped.last_mut() {
+    let (fr, fs) = ec_flipped.split_at(32);
+    let mut rsa_flipped = PROBE_SIGNATURE;
+    if let Some(b) = rsa_flipped.last_mut() {
         *b ^= 1;
     }
-    if verdict(PROBE_MESSAGE, &flipped)? || verdict(b"another message", &PROBE_SIGNATURE)? {
-        return Err(SelfCheck::AcceptedInvalid);
+    let cases = [
+        Probe {
+            alg: "RS256",
+            spki: rsa.spki_der(),
+            valid: PROBE_SIGNATURE.to_vec(),
+            flipped: rsa_flipped.to_vec(),
+        },
+        Probe {
+            alg: "ES256",
+            spki: ec.spki_der(),
+            valid: der::ecdsa_signature_der(r, s),
+            flipped: der::ecdsa_signature_der(fr, fs),
+        },
+    ];
+    for p in &cases {
+        let verdict = |message: &[u8], signature: &[u8]| {
+            host.verify(HashAlg::Sha256, p.spki, message, signature)
+                .ok_or(SelfCheck::Unavailable)
+        };
+        if !verdict(PROBE_MESSAGE, &p.valid)? {
+            return Err(SelfCheck::RefusedValid(p.alg));
+        }
+        if verdict(PROBE_MESSAGE, &p.flipped)? || verdict(b"another message", &p.valid)? {
+            return Err(SelfCheck::AcceptedInvalid(p.alg));
+        }
     }
     Ok(())
 }
 
-/// The self-check's message, and its RS256 signature by the key whose modulus is
-/// `PROBE_N` (made with `openssl genrsa 2048` and `openssl dgst -sha256 -sign`; the private
-/// key was not kept).
+/// The self-check's message; its RS256 signature by the key whose modulus is `PROBE_N`
+/// (`openssl genrsa 2048`, `openssl dgst -sha256 -sign`) and its ES256 signature (`r || s`)
+/// by the P-256 key `PROBE_EC_POINT` (`openssl ecparam -name prime256v1 -genkey`, the same
+/// `dgst`, DER unwrapped). The private keys were not kept.
 const PROBE_MESSAGE: &[u8] = b"mcp-edge-auth host signature self-check";
 const PROBE_N: [u8; 256] = [
     0x9f, 0xb1, 0x16, 0xf8, 0xf0, 0x4e, 0x99, 0x78, 0x3b, 0x3d, 0x02, 0xe0, 0x08, 0xf8, 0x59, 0x31,
@@ -175,78 +210,152 @@ const PROBE_SIGNATURE: [u8; 256] = [
     0x30, 0x57, 0x1d, 0x23, 0x8a, 0xfc, 0xb9, 0x45, 0x5a, 0x00, 0xb1, 0xb2, 0x77, 0xd9, 0x7a, 0x73,
 ];
 
+const PROBE_EC_POINT: [u8; 65] = [
+    0x04, 0xfa, 0x7d, 0x69, 0x62, 0x0d, 0x9b, 0x3d, 0xf6, 0x03, 0x57, 0x63, 0x05, 0x61, 0x1e, 0x77,
+    0x3b, 0xe8, 0x32, 0xa9, 0xb5, 0x2c, 0xbe, 0x3d, 0xd8, 0x6b, 0x9a, 0xd5, 0x94, 0x1f, 0x25, 0x8d,
+    0x06, 0xfa, 0xed, 0xa1, 0xcf, 0xd1, 0xfe, 0x0e, 0x94, 0x8b, 0x9e, 0x44, 0x7a, 0x82, 0xd5, 0xfc,
+    0x0c, 0x0f, 0x9d, 0x16, 0x29, 0x20, 0x15, 0xd3, 0x27, 0xfb, 0xb1, 0xf0, 0xcb, 0x78, 0x8a, 0xc5,
+    0x64,
+];
+const PROBE_EC_SIGNATURE: [u8; 64] = [
+    0xb1, 0x5c, 0x84, 0x32, 0x21, 0x4c, 0x5b, 0x77, 0x24, 0x99, 0x0d, 0x9f, 0xaf, 0x2d, 0x2c, 0xb8,
+    0x70, 0x9b, 0xe0, 0xf4, 0x14, 0x2e, 0x5f, 0xe6, 0xa8, 0xe3, 0x4b, 0x15, 0xc4, 0xb7, 0x82, 0xe5,
+    0x70, 0xfb, 0xa6, 0xac, 0x20, 0xe0, 0x1c, 0x68, 0x3a, 0xfc, 0xf6, 0xc7, 0x8e, 0xdc, 0x80, 0x73,
+    0xbe, 0xe1, 0xd1, 0x74, 0xe0, 0x35, 0x5b, 0x6e, 0xa9, 0xf0, 0xc8, 0x8b, 0x70, 0x4a, 0x29, 0x83,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::rsa::Padding;
 
-    /// Checks with the module's own RSA code, counting calls.
+    fn rsa() -> RsaPublicKey {
+        RsaPublicKey::new(&PROBE_N, &[1, 0, 1], 2048, 2048).unwrap()
+    }
+
+    fn ec() -> P256Key {
+        P256Key::new(p256::ecdsa::VerifyingKey::from_sec1_bytes(&PROBE_EC_POINT).unwrap())
+    }
+
+    /// `r || s` back from a DER `Ecdsa-Sig-Value` (short lengths only, as P-256's are).
+    fn raw(der: &[u8]) -> Vec<u8> {
+        assert_eq!(der[0], 0x30);
+        assert_eq!(usize::from(der[1]), der.len() - 2);
+        let mut out = Vec::new();
+        let mut at = 2;
+        for _ in 0..2 {
+            assert_eq!(der[at], 0x02);
+            let len = usize::from(der[at + 1]);
+            let digits = &der[at + 2..at + 2 + len];
+            let digits = if digits.len() == 33 {
+                &digits[1..]
+            } else {
+                digits
+            };
+            out.extend(std::iter::repeat_n(0, 32 - digits.len()));
+            out.extend_from_slice(digits);
+            at += 2 + len;
+        }
+        assert_eq!(at, der.len());
+        out
+    }
+
+    /// Checks with the module's own code (the key found by its DER), counting calls.
     struct Own(std::cell::Cell<usize>);
 
     impl HostVerifier for Own {
-        fn verify_pkcs1(
+        fn verify(
             &self,
             hash: HashAlg,
-            key: &RsaPublicKey,
+            spki: &[u8],
             message: &[u8],
             signature: &[u8],
         ) -> Option<bool> {
             self.0.set(self.0.get() + 1);
             // What the host gets must decode to what was asked.
-            let args = encode_arguments(hash, key.spki_der(), signature, message);
+            let args = encode_arguments(hash, spki, signature, message);
             assert_eq!(args.get(..8), Some(&b"\x0a\x06sha256"[..]));
-            Some(key.verify(
-                crate::crypto::rsa::Padding::Pkcs1v15,
-                hash,
-                message,
-                signature,
-            ))
+            let (rsa, ec) = (rsa(), ec());
+            if spki == rsa.spki_der() {
+                Some(rsa.verify(Padding::Pkcs1v15, hash, message, signature))
+            } else if spki == ec.spki_der() {
+                Some(crate::crypto::p256::verify(&ec, message, &raw(signature)))
+            } else {
+                None
+            }
         }
     }
 
     #[test]
-    fn the_vector_is_valid_and_the_self_check_passes_an_honest_host() {
+    fn the_vectors_are_valid_and_the_self_check_passes_an_honest_host() {
         let own = Own(std::cell::Cell::new(0));
         assert_eq!(self_check(&own), Ok(()));
-        assert_eq!(own.0.get(), 3);
+        assert_eq!(own.0.get(), 6);
     }
 
     #[test]
     fn the_self_check_refuses_broken_hosts() {
         struct Fixed(Option<bool>);
         impl HostVerifier for Fixed {
-            fn verify_pkcs1(
-                &self,
-                _: HashAlg,
-                _: &RsaPublicKey,
-                _: &[u8],
-                _: &[u8],
-            ) -> Option<bool> {
+            fn verify(&self, _: HashAlg, _: &[u8], _: &[u8], _: &[u8]) -> Option<bool> {
                 self.0
             }
         }
         assert_eq!(self_check(&Fixed(None)), Err(SelfCheck::Unavailable));
         assert_eq!(
             self_check(&Fixed(Some(false))),
-            Err(SelfCheck::RefusedValid)
+            Err(SelfCheck::RefusedValid("RS256"))
         );
         assert_eq!(
             self_check(&Fixed(Some(true))),
-            Err(SelfCheck::AcceptedInvalid)
+            Err(SelfCheck::AcceptedInvalid("RS256"))
+        );
+        // A host that gets RSA right and accepts any ECDSA signature.
+        struct RsaOnly(Own);
+        impl HostVerifier for RsaOnly {
+            fn verify(&self, h: HashAlg, spki: &[u8], m: &[u8], sig: &[u8]) -> Option<bool> {
+                if spki == ec().spki_der() {
+                    return Some(true);
+                }
+                self.0.verify(h, spki, m, sig)
+            }
+        }
+        let host = RsaOnly(Own(std::cell::Cell::new(0)));
+        assert_eq!(self_check(&host), Err(SelfCheck::AcceptedInvalid("ES256")));
+        assert_eq!(
+            SelfCheck::AcceptedInvalid("ES256").to_string(),
+            "the host accepted an invalid ES256 signature"
         );
     }
 
     #[test]
-    fn the_key_encoding_is_openssls() {
-        // `openssl rsa -pubout -outform DER` of the self-check key, around its modulus.
-        let head = "30820122300d06092a864886f70d01010105000382010f003082010a0282010100";
-        let tail = "0203010001";
-        let key = RsaPublicKey::new(&PROBE_N, &[1, 0, 1], 2048, 2048).unwrap();
-        let der = key.spki_der();
+    fn the_key_encodings_are_openssls() {
         let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        // `openssl rsa -pubout -outform DER` of the RS256 key, around its modulus.
+        let rsa = rsa();
+        let der = rsa.spki_der();
         assert_eq!(der.len(), 294);
-        assert_eq!(hex(&der[..33]), head);
+        assert_eq!(
+            hex(&der[..33]),
+            "30820122300d06092a864886f70d01010105000382010f003082010a0282010100"
+        );
         assert_eq!(&der[33..289], &PROBE_N[..]);
-        assert_eq!(hex(&der[289..]), tail);
+        assert_eq!(hex(&der[289..]), "0203010001");
+        // `openssl ec -pubout -outform DER` of the ES256 key, before its point.
+        let ec = ec();
+        let der = ec.spki_der();
+        assert_eq!(
+            hex(&der[..26]),
+            "3059301306072a8648ce3d020106082a8648ce3d030107034200"
+        );
+        assert_eq!(&der[26..], &PROBE_EC_POINT[..]);
+        // The signature as `openssl dgst -sha256 -sign` wrote it.
+        let (r, s) = PROBE_EC_SIGNATURE.split_at(32);
+        assert_eq!(
+            hex(&der::ecdsa_signature_der(r, s)),
+            "3045022100b15c8432214c5b7724990d9faf2d2cb8709be0f4142e5fe6a8e34b15c4b782e5\
+             022070fba6ac20e01c683afcf6c78edc8073bee1d174e0355b6ea9f0c88b704a2983"
+        );
     }
 
     #[test]
@@ -269,11 +378,9 @@ mod tests {
         assert_eq!(decode_result(b"\x08"), None);
         assert_eq!(decode_result(b"\x12\x05oops"), None);
         assert_eq!(decode_result(b"\x0d\x00\x00\x00\x00"), None);
-        assert_eq!(
-            decode_result(&[
-                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
-            ]),
-            None
-        );
+        let eleven = [
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
+        assert_eq!(decode_result(&eleven), None);
     }
 }

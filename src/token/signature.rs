@@ -27,7 +27,7 @@ fn verify_rsa(
         Alg::Es256 | Alg::EdDsa => return false,
     };
     if let (Padding::Pkcs1v15, Some(host)) = (padding, host) {
-        if let Some(valid) = host.verify_pkcs1(hash, key, message, signature) {
+        if let Some(valid) = host.verify(hash, key.spki_der(), message, signature) {
             return valid;
         }
     }
@@ -41,7 +41,8 @@ pub fn verify(alg: Alg, key: &PublicKey, signing_input: &[u8], signature: &[u8])
     verify_with(alg, key, signing_input, signature, None)
 }
 
-/// [`verify`], RS* signatures checked by `host` when given.
+/// [`verify`], RS* and ES256 signatures checked by `host` when given (and when it gives a
+/// verdict).
 pub fn verify_with(
     alg: Alg,
     key: &PublicKey,
@@ -56,6 +57,14 @@ pub fn verify_with(
         PublicKey::P256(k) if alg == Alg::Es256 => {
             if signature.len() != 64 {
                 return false;
+            }
+            if let Some(host) = host {
+                let (r, s) = signature.split_at(32);
+                let der = crate::crypto::der::ecdsa_signature_der(r, s);
+                if let Some(valid) = host.verify(HashAlg::Sha256, k.spki_der(), signing_input, &der)
+                {
+                    return valid;
+                }
             }
             // Raw r||s, each in [1, n); ECDSA over SHA-256 of the signing input
             // (RFC 7518 §3.4), in variable time (src/crypto/p256.rs).

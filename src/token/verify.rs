@@ -380,7 +380,7 @@ pub fn verify(
     verify_traced(token, provider, keys, now, |_| {})
 }
 
-/// [`verify`], RS* signatures checked by `host` (`token/host_signature.rs`) when given.
+/// [`verify`], RS* and ES256 signatures checked by `host` (`token/host_signature.rs`) when given.
 pub fn verify_on(
     token: &str,
     provider: &Provider,

@@ -10,7 +10,7 @@
 //! backend `newkey`: the key's one-time tables plus one verify), with `ring` 0.17 (backend
 //! `ring`, only in a module built with the cargo feature `ring`: `make bench-verify`), with
 //! Envoy's `verify_signature` foreign function as the filter uses it with `host_crypto`
-//! (RS* only, backend `host`: the call, BoringSSL's key parse and check), or only
+//! (RS* and ES256, backend `host`: the call, BoringSSL's key parse and check), or only
 //! the RSA public operation (backend `pow`) or only the SHA-256 of the signing input (backend
 //! `sha256`) of an RS256 check, timed with the host clock, and logs one line at warn level:
 //! `verify RS256 [fast]: 2000 iterations, 97.1 µs per verify (best batch 95.0 µs)`.
@@ -25,7 +25,7 @@ mod decide_bench;
 mod ring_backend;
 mod rsa10_reference;
 
-use mcp_edge_auth::crypto::rsa::{HashAlg, RsaPublicKey};
+use mcp_edge_auth::crypto::rsa::HashAlg;
 use mcp_edge_auth::keys::alg::Alg;
 use mcp_edge_auth::keys::jwks::KeySet;
 use mcp_edge_auth::token::host_signature::{self, HostVerifier};
@@ -114,7 +114,7 @@ pub fn run(config: &[u8], now: impl Fn() -> SystemTime) -> Result<String, String
                 .key;
             Box::new(move || signature::verify(alg, &key, input, &sig))
         }
-        // RS*: the filter's check with Envoy's `verify_signature` (BoringSSL) as the host
+        // RS*, ES256: the filter's check with Envoy's `verify_signature` (BoringSSL) as the host
         // verifier, as with `host_crypto` "auto" (src/token/host_signature.rs).
         "host" => {
             // A host without the function would leave every check to the module's code.
@@ -253,14 +253,8 @@ fn first_key(alg: Alg, jwks: &str) -> Result<mcp_edge_auth::keys::jwks::PublicKe
 struct EnvoyHost;
 
 impl HostVerifier for EnvoyHost {
-    fn verify_pkcs1(
-        &self,
-        hash: HashAlg,
-        key: &RsaPublicKey,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Option<bool> {
-        let args = host_signature::encode_arguments(hash, key.spki_der(), signature, message);
+    fn verify(&self, hash: HashAlg, spki: &[u8], message: &[u8], signature: &[u8]) -> Option<bool> {
+        let args = host_signature::encode_arguments(hash, spki, signature, message);
         match proxy_wasm::hostcalls::call_foreign_function("verify_signature", Some(&args)) {
             Ok(answer) => host_signature::decode_result(answer.as_deref().unwrap_or_default()),
             Err(_) => None,
